@@ -1,0 +1,103 @@
+#pragma once
+/// The saga as an event-sourced aggregate: pure functions, no I/O, no clock.
+///
+///   Apply(def, state, event)        -> state    folds one recorded event
+///   Decide(def, state, input, now)  -> Decision the events to record and the
+///                                                messages to send for an input
+///
+/// The orchestrator records Decision::events on orders.saga.events and sends
+/// Decision::commands / final_status in the same Kafka transaction, then folds
+/// the events with Apply. Replaying the event log with Apply rebuilds every saga.
+/// Decide is deterministic given (state, input, now): `replay --verify` relies on it.
+///
+/// Rules (interpreting a SagaDefinition):
+/// - OrderPlaced on a new saga: SagaStarted + StepRequested(first step, attempt 1).
+///   On an existing saga: ignored (duplicate).
+/// - A reply is accepted only for the step currently awaited (any attempt of it);
+///   anything else is a duplicate or stale and produces no events.
+/// - OK reply: StepReplied, then the next forward step, or SagaEnded(OK).
+/// - NOT OK reply: kCompensatable / kPivot -> compensate, in reverse order, every
+///   compensatable step that succeeded, then SagaEnded(NOT OK); kRetriable ->
+///   carry on (the failure is kept for the final detail).
+/// - Compensation replies are acknowledgements (ok or not, the step is done).
+/// - Tick(now) past the awaited request's deadline: StepTimedOut, then the same
+///   step again (attempt + 1) if attempts remain; otherwise kCompensatable ->
+///   compensate it too (its effect is unknown) and the earlier ones, NOT OK;
+///   kRetriable -> carry on as failed; kPivot with max_attempts 0 -> retried forever.
+/// - Once ended, nothing changes the saga.
+
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "sagaflow/core/saga_definition.hpp"
+#include "sagaflow/core/types.hpp"
+
+namespace sagaflow::core {
+
+enum class SagaPhase : int8_t { kNotStarted = 0, kForward = 1, kCompensating = 2, kEnded = 3 };
+std::string_view ToString(SagaPhase phase);  // "not_started", "running", "compensating", "ended"
+
+/// The request a saga is waiting on (sagas are sequential: at most one).
+struct PendingRequest {
+  Step step = Step::kUnknown;
+  int32_t attempt = 0;
+  TimeMs deadline_ms = 0;
+  bool operator==(const PendingRequest&) const = default;
+};
+
+/// Everything known about one saga; the fold of its events.
+struct SagaState {
+  OrderId order_id = 0;
+  Order order;
+  SagaPhase phase = SagaPhase::kNotStarted;
+  std::optional<PendingRequest> pending;
+  /// Forward steps that succeeded, in order.
+  std::vector<Step> succeeded;
+  /// Compensations still to run, in the order they will run.
+  std::vector<Step> to_compensate;
+  /// Why the saga is compensating (becomes the NOT OK detail).
+  std::string failure;
+  /// Failures that do not fail the saga (kRetriable steps), in order.
+  std::vector<std::string> notes;
+  /// Every reply and timeout, in order (shown by GET /orders/{id}).
+  std::vector<StepRecord> history;
+  OrderStatus status = OrderStatus::kUnknown;  // kProcess while running
+  std::string detail;
+  TimeMs started_at_ms = 0;
+  TimeMs ended_at_ms = 0;
+  /// Number of events applied.
+  int64_t version = 0;
+  bool operator==(const SagaState&) const = default;
+};
+
+/// The deadline clock advanced to `now_ms`.
+struct Tick {
+  TimeMs now_ms = 0;
+  bool operator==(const Tick&) const = default;
+};
+using SagaInput = std::variant<OrderPlaced, StepReply, Tick>;
+
+/// What Decide asks the orchestrator to do, atomically.
+struct Decision {
+  std::vector<SagaEvent> events;
+  /// One per StepRequested event, to the step's participant.
+  std::vector<StepCommand> commands;
+  /// Set when the saga ends: to the order service.
+  std::optional<FinalStatus> final_status;
+  bool empty() const { return events.empty(); }
+};
+
+/// Folds one event into the state. Unknown or out-of-place events are
+/// applied as recorded (the log is the truth); never throws.
+SagaState Apply(const SagaDefinition& def, SagaState state, const SagaEvent& event);
+
+/// Decides what an input means for a saga. Pure and deterministic.
+/// `now_ms` stamps the events and sets deadlines.
+Decision Decide(const SagaDefinition& def, const SagaState& state, const SagaInput& input, TimeMs now_ms);
+
+/// The FinalStatus message for an ended saga.
+FinalStatus FinalStatusOf(const SagaState& state);
+
+}  // namespace sagaflow::core

@@ -1,0 +1,201 @@
+#pragma once
+/// Domain types shared by every sagaflow module: orders, steps, statuses and
+/// the messages that travel between services. Plain values; no I/O.
+/// The wire form of each type is in schemas/sagaflow.fbs; core/codec.hpp converts.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace sagaflow::core {
+
+/// An order id is also the saga id and the Kafka key of every record of the saga.
+using OrderId = int64_t;
+using ItemId = int64_t;
+/// Milliseconds since the Unix epoch.
+using TimeMs = int64_t;
+
+/// Reference codes: 1 card, 2 SBP.
+enum class PaymentType : int8_t { kUnknown = 0, kCard = 1, kSbp = 2 };
+/// Reference codes: 1 email, 2 SMS.
+enum class NotificationType : int8_t { kUnknown = 0, kEmail = 1, kSms = 2 };
+/// Reference codes: 1 New, 2 Process, 3 OK, 4 NOT OK, 5 Canceled.
+enum class OrderStatus : int8_t { kUnknown = 0, kNew = 1, kProcess = 2, kOk = 3, kNotOk = 4, kCanceled = 5 };
+/// A saga step; compensations are steps too.
+enum class Step : int8_t { kUnknown = 0, kReserveStock = 1, kCharge = 2, kNotify = 3, kReleaseStock = 4 };
+/// Reference service ids: 1 warehouse, 2 payment, 3 notification.
+enum class Service : int8_t { kNone = 0, kWarehouse = 1, kPayment = 2, kNotification = 3 };
+
+std::string_view ToString(OrderStatus status);   // "NEW", "PROCESS", "OK", "NOT OK", ...
+std::string_view ToString(Step step);            // "reserve_stock", "charge", ...
+std::string_view ToString(Service service);      // "warehouse", "payment", "notification"
+Service ServiceOf(Step step);
+
+struct Item {
+  ItemId item_id = 0;
+  int32_t quantity = 0;
+  int64_t price = 0;
+  bool operator==(const Item&) const = default;
+};
+
+struct Order {
+  OrderId order_id = 0;
+  int64_t user_id = 0;
+  PaymentType payment = PaymentType::kUnknown;
+  NotificationType notification = NotificationType::kUnknown;
+  std::string created_at;
+  std::string approved_at;
+  int64_t sum = 0;
+  std::vector<Item> items;
+  bool operator==(const Order&) const = default;
+};
+
+/// One step taken by a saga: what was asked, what came back.
+struct StepRecord {
+  Step step = Step::kUnknown;
+  int32_t attempt = 0;
+  bool ok = false;
+  TimeMs at_ms = 0;
+  std::string detail;
+  bool operator==(const StepRecord&) const = default;
+};
+
+// ---- commands and replies ----
+struct OrderPlaced {
+  Order order;
+  bool operator==(const OrderPlaced&) const = default;
+};
+struct StepCommand {
+  Step step = Step::kUnknown;
+  int32_t attempt = 0;
+  Order order;
+  bool operator==(const StepCommand&) const = default;
+};
+struct StepReply {
+  Step step = Step::kUnknown;
+  int32_t attempt = 0;
+  bool ok = false;
+  std::string detail;
+  bool operator==(const StepReply&) const = default;
+};
+struct FinalStatus {
+  OrderStatus status = OrderStatus::kUnknown;
+  std::string detail;
+  std::vector<StepRecord> steps;
+  bool operator==(const FinalStatus&) const = default;
+};
+
+// ---- saga aggregate events ----
+struct SagaStarted {
+  Order order;
+  bool operator==(const SagaStarted&) const = default;
+};
+struct StepRequested {
+  Step step = Step::kUnknown;
+  int32_t attempt = 0;
+  TimeMs deadline_ms = 0;
+  bool operator==(const StepRequested&) const = default;
+};
+struct StepReplied {
+  Step step = Step::kUnknown;
+  int32_t attempt = 0;
+  bool ok = false;
+  std::string detail;
+  bool operator==(const StepReplied&) const = default;
+};
+struct StepTimedOut {
+  Step step = Step::kUnknown;
+  int32_t attempt = 0;
+  bool operator==(const StepTimedOut&) const = default;
+};
+struct SagaEnded {
+  OrderStatus status = OrderStatus::kUnknown;
+  std::string detail;
+  bool operator==(const SagaEnded&) const = default;
+};
+using SagaEventBody = std::variant<SagaStarted, StepRequested, StepReplied, StepTimedOut, SagaEnded>;
+struct SagaEvent {
+  TimeMs at_ms = 0;
+  SagaEventBody body;
+  bool operator==(const SagaEvent&) const = default;
+};
+
+// ---- participant changelog records (full latest state of their key) ----
+struct StockLevel {
+  ItemId item_id = 0;
+  int64_t available = 0;
+  int64_t reserved = 0;
+  bool operator==(const StockLevel&) const = default;
+};
+enum class ReservationState : int8_t { kUnknown = 0, kReserved = 1, kRejected = 2, kReleased = 3 };
+struct Reservation {
+  OrderId order_id = 0;
+  ReservationState state = ReservationState::kUnknown;
+  std::vector<Item> items;
+  bool reply_ok = false;
+  std::string detail;
+  TimeMs at_ms = 0;
+  bool released_without_reserve = false;
+  bool operator==(const Reservation&) const = default;
+};
+struct Payment {
+  OrderId order_id = 0;
+  int64_t user_id = 0;
+  int64_t amount = 0;
+  PaymentType payment = PaymentType::kUnknown;
+  bool ok = false;
+  std::string detail;
+  TimeMs at_ms = 0;
+  bool operator==(const Payment&) const = default;
+};
+struct Notification {
+  OrderId order_id = 0;
+  int64_t user_id = 0;
+  NotificationType channel = NotificationType::kUnknown;
+  bool ok = false;
+  std::string detail;
+  TimeMs at_ms = 0;
+  bool operator==(const Notification&) const = default;
+};
+struct OrderRecord {
+  Order order;
+  OrderStatus status = OrderStatus::kUnknown;
+  std::string detail;
+  std::vector<StepRecord> steps;
+  TimeMs accepted_at_ms = 0;
+  TimeMs finished_at_ms = 0;
+  std::string idempotency_key;
+  bool operator==(const OrderRecord&) const = default;
+};
+struct DeadLetter {
+  std::string reason;
+  std::string source_topic;
+  int32_t source_partition = 0;
+  int64_t source_offset = 0;
+  std::string source_key;
+  std::string original;
+  std::string service;
+  bool operator==(const DeadLetter&) const = default;
+};
+
+using Payload = std::variant<OrderPlaced, StepCommand, StepReply, FinalStatus, SagaEvent, StockLevel, Reservation,
+                             Payment, Notification, OrderRecord, DeadLetter>;
+
+/// The envelope every Kafka record value carries.
+struct Message {
+  std::string message_id;
+  OrderId saga_id = 0;
+  std::string causation_id;
+  TimeMs produced_at_ms = 0;
+  uint16_t schema_version = 1;
+  Payload payload;
+  bool operator==(const Message&) const = default;
+};
+
+/// Wall-clock now in milliseconds since the epoch.
+TimeMs NowMs();
+
+}  // namespace sagaflow::core

@@ -1,0 +1,2 @@
+// placeholder: replaced by the transactional produce / read_committed test.
+#include <gtest/gtest.h>

@@ -1,0 +1,18 @@
+#include "sagaflow/core/types.hpp"
+
+#include <gtest/gtest.h>
+
+namespace sagaflow::core {
+
+TEST(Types, StatusNamesMatchReferenceWording) {
+  EXPECT_EQ(ToString(OrderStatus::kOk), "OK");
+  EXPECT_EQ(ToString(OrderStatus::kNotOk), "NOT OK");
+  EXPECT_EQ(static_cast<int>(OrderStatus::kNotOk), 4);
+}
+
+TEST(Types, CompensationRunsOnTheSameServiceAsItsStep) {
+  EXPECT_EQ(ServiceOf(Step::kReleaseStock), ServiceOf(Step::kReserveStock));
+  EXPECT_EQ(ServiceOf(Step::kCharge), Service::kPayment);
+}
+
+}  // namespace sagaflow::core
