@@ -1,1 +1,345 @@
-// placeholder
+#include "sagaflow/core/codec.hpp"
+
+#include <flatbuffers/flatbuffers.h>
+
+#include <type_traits>
+
+#include "sagaflow/schemas/sagaflow_generated.h"
+
+namespace sagaflow::core {
+namespace {
+
+namespace w = sagaflow::wire;
+using Builder = flatbuffers::FlatBufferBuilder;
+
+// Thrown only inside Decode and converted to an Error there: it lets the
+// readers below stay linear instead of checking every nested field by hand.
+struct DecodeError {
+  std::string message;
+};
+
+template <class E>
+int8_t CheckedEnum(E value, int8_t max, const char* what) {
+  const auto raw = static_cast<int8_t>(value);
+  if (raw < 0 || raw > max) throw DecodeError{std::string("unknown ") + what + " " + std::to_string(raw)};
+  return raw;
+}
+
+std::string Str(const flatbuffers::String* s) { return s == nullptr ? std::string() : s->str(); }
+
+// ---- encoding ----
+
+flatbuffers::Offset<w::Order> WriteOrder(Builder& b, const Order& o) {
+  std::vector<w::Item> items;
+  items.reserve(o.items.size());
+  for (const auto& i : o.items) items.emplace_back(i.item_id, i.quantity, i.price);
+  return w::CreateOrderDirect(b, o.order_id, o.user_id, static_cast<w::PaymentType>(o.payment),
+                              static_cast<w::NotificationType>(o.notification), o.created_at.c_str(),
+                              o.approved_at.c_str(), o.sum, &items);
+}
+
+flatbuffers::Offset<flatbuffers::Vector<const w::Item*>> WriteItems(Builder& b, const std::vector<Item>& in) {
+  std::vector<w::Item> items;
+  items.reserve(in.size());
+  for (const auto& i : in) items.emplace_back(i.item_id, i.quantity, i.price);
+  return b.CreateVectorOfStructs(items);
+}
+
+flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<w::StepRecord>>> WriteSteps(
+    Builder& b, const std::vector<StepRecord>& steps) {
+  std::vector<flatbuffers::Offset<w::StepRecord>> out;
+  out.reserve(steps.size());
+  for (const auto& s : steps) {
+    out.push_back(w::CreateStepRecordDirect(b, static_cast<w::Step>(s.step), s.attempt, s.ok, s.at_ms,
+                                            s.detail.c_str()));
+  }
+  return b.CreateVector(out);
+}
+
+struct PayloadWriter {
+  Builder& b;
+  w::Payload type = w::Payload::NONE;
+
+  flatbuffers::Offset<void> operator()(const OrderPlaced& m) {
+    type = w::Payload::OrderPlaced;
+    auto order = WriteOrder(b, m.order);
+    return w::CreateOrderPlaced(b, order).Union();
+  }
+  flatbuffers::Offset<void> operator()(const StepCommand& m) {
+    type = w::Payload::StepCommand;
+    auto order = WriteOrder(b, m.order);
+    return w::CreateStepCommand(b, static_cast<w::Step>(m.step), m.attempt, order).Union();
+  }
+  flatbuffers::Offset<void> operator()(const StepReply& m) {
+    type = w::Payload::StepReply;
+    return w::CreateStepReplyDirect(b, static_cast<w::Step>(m.step), m.attempt, m.ok, m.detail.c_str()).Union();
+  }
+  flatbuffers::Offset<void> operator()(const FinalStatus& m) {
+    type = w::Payload::FinalStatus;
+    auto steps = WriteSteps(b, m.steps);
+    auto detail = b.CreateString(m.detail);
+    return w::CreateFinalStatus(b, static_cast<w::OrderStatus>(m.status), detail, steps).Union();
+  }
+  flatbuffers::Offset<void> operator()(const SagaEvent& m) {
+    type = w::Payload::SagaEvent;
+    w::SagaEventBody body_type = w::SagaEventBody::NONE;
+    flatbuffers::Offset<void> body = std::visit(
+        [&](const auto& e) -> flatbuffers::Offset<void> {
+          using T = std::decay_t<decltype(e)>;
+          if constexpr (std::is_same_v<T, SagaStarted>) {
+            body_type = w::SagaEventBody::SagaStarted;
+            auto order = WriteOrder(b, e.order);
+            return w::CreateSagaStarted(b, order).Union();
+          } else if constexpr (std::is_same_v<T, StepRequested>) {
+            body_type = w::SagaEventBody::StepRequested;
+            return w::CreateStepRequested(b, static_cast<w::Step>(e.step), e.attempt, e.deadline_ms).Union();
+          } else if constexpr (std::is_same_v<T, StepReplied>) {
+            body_type = w::SagaEventBody::StepReplied;
+            return w::CreateStepRepliedDirect(b, static_cast<w::Step>(e.step), e.attempt, e.ok, e.detail.c_str())
+                .Union();
+          } else if constexpr (std::is_same_v<T, StepTimedOut>) {
+            body_type = w::SagaEventBody::StepTimedOut;
+            return w::CreateStepTimedOut(b, static_cast<w::Step>(e.step), e.attempt).Union();
+          } else {
+            static_assert(std::is_same_v<T, SagaEnded>);
+            body_type = w::SagaEventBody::SagaEnded;
+            return w::CreateSagaEndedDirect(b, static_cast<w::OrderStatus>(e.status), e.detail.c_str()).Union();
+          }
+        },
+        m.body);
+    return w::CreateSagaEvent(b, m.at_ms, body_type, body).Union();
+  }
+  flatbuffers::Offset<void> operator()(const StockLevel& m) {
+    type = w::Payload::StockLevel;
+    return w::CreateStockLevel(b, m.item_id, m.available, m.reserved).Union();
+  }
+  flatbuffers::Offset<void> operator()(const Reservation& m) {
+    type = w::Payload::Reservation;
+    auto items = WriteItems(b, m.items);
+    auto detail = b.CreateString(m.detail);
+    return w::CreateReservation(b, m.order_id, static_cast<w::ReservationState>(m.state), items, m.reply_ok, detail,
+                                m.at_ms, m.released_without_reserve)
+        .Union();
+  }
+  flatbuffers::Offset<void> operator()(const Payment& m) {
+    type = w::Payload::Payment;
+    return w::CreatePaymentDirect(b, m.order_id, m.user_id, m.amount, static_cast<w::PaymentType>(m.payment), m.ok,
+                                  m.detail.c_str(), m.at_ms)
+        .Union();
+  }
+  flatbuffers::Offset<void> operator()(const Notification& m) {
+    type = w::Payload::Notification;
+    return w::CreateNotificationDirect(b, m.order_id, m.user_id, static_cast<w::NotificationType>(m.channel), m.ok,
+                                       m.detail.c_str(), m.at_ms)
+        .Union();
+  }
+  flatbuffers::Offset<void> operator()(const OrderRecord& m) {
+    type = w::Payload::OrderRecord;
+    auto order = WriteOrder(b, m.order);
+    auto steps = WriteSteps(b, m.steps);
+    auto detail = b.CreateString(m.detail);
+    auto key = b.CreateString(m.idempotency_key);
+    return w::CreateOrderRecord(b, order, static_cast<w::OrderStatus>(m.status), detail, steps, m.accepted_at_ms,
+                                m.finished_at_ms, key)
+        .Union();
+  }
+  flatbuffers::Offset<void> operator()(const DeadLetter& m) {
+    type = w::Payload::DeadLetter;
+    std::vector<uint8_t> original(m.original.begin(), m.original.end());
+    return w::CreateDeadLetterDirect(b, m.reason.c_str(), m.source_topic.c_str(), m.source_partition,
+                                     m.source_offset, m.source_key.c_str(), &original, m.service.c_str())
+        .Union();
+  }
+};
+
+// ---- decoding ----
+
+std::vector<Item> ReadItems(const flatbuffers::Vector<const w::Item*>* items) {
+  std::vector<Item> out;
+  if (items == nullptr) return out;
+  out.reserve(items->size());
+  for (const auto* i : *items) out.push_back(Item{i->item_id(), i->quantity(), i->price()});
+  return out;
+}
+
+Order ReadOrder(const w::Order* o, const char* where) {
+  if (o == nullptr) throw DecodeError{std::string(where) + " has no order"};
+  Order out;
+  out.order_id = o->order_id();
+  out.user_id = o->user_id();
+  out.payment = static_cast<PaymentType>(CheckedEnum(o->payment(), 2, "payment type"));
+  out.notification = static_cast<NotificationType>(CheckedEnum(o->notification(), 2, "notification type"));
+  out.created_at = Str(o->created_at());
+  out.approved_at = Str(o->approved_at());
+  out.sum = o->sum();
+  out.items = ReadItems(o->items());
+  return out;
+}
+
+Step ReadStep(w::Step step) { return static_cast<Step>(CheckedEnum(step, 4, "step")); }
+OrderStatus ReadStatus(w::OrderStatus s) { return static_cast<OrderStatus>(CheckedEnum(s, 5, "order status")); }
+
+std::vector<StepRecord> ReadSteps(const flatbuffers::Vector<flatbuffers::Offset<w::StepRecord>>* steps) {
+  std::vector<StepRecord> out;
+  if (steps == nullptr) return out;
+  out.reserve(steps->size());
+  for (const auto* s : *steps) {
+    out.push_back(StepRecord{ReadStep(s->step()), s->attempt(), s->ok(), s->at_ms(), Str(s->detail())});
+  }
+  return out;
+}
+
+SagaEventBody ReadSagaEventBody(const w::SagaEvent* e) {
+  switch (e->body_type()) {
+    case w::SagaEventBody::SagaStarted:
+      return SagaStarted{ReadOrder(e->body_as_SagaStarted()->order(), "SagaStarted")};
+    case w::SagaEventBody::StepRequested: {
+      const auto* r = e->body_as_StepRequested();
+      return StepRequested{ReadStep(r->step()), r->attempt(), r->deadline_ms()};
+    }
+    case w::SagaEventBody::StepReplied: {
+      const auto* r = e->body_as_StepReplied();
+      return StepReplied{ReadStep(r->step()), r->attempt(), r->ok(), Str(r->detail())};
+    }
+    case w::SagaEventBody::StepTimedOut: {
+      const auto* r = e->body_as_StepTimedOut();
+      return StepTimedOut{ReadStep(r->step()), r->attempt()};
+    }
+    case w::SagaEventBody::SagaEnded: {
+      const auto* r = e->body_as_SagaEnded();
+      return SagaEnded{ReadStatus(r->status()), Str(r->detail())};
+    }
+    default:
+      break;
+  }
+  throw DecodeError{"SagaEvent has unknown body type " + std::to_string(static_cast<int>(e->body_type()))};
+}
+
+// Reads the payload of a verified envelope. A null accessor means the union
+// member is missing or of a type this build does not know.
+Payload ReadPayload(const w::Envelope* env) {
+  const auto type = env->payload_type();
+  if (env->payload() == nullptr) {
+    throw DecodeError{type == w::Payload::NONE ? "envelope has no payload"
+                                               : "envelope payload is missing its table"};
+  }
+  switch (type) {
+    case w::Payload::OrderPlaced:
+      return OrderPlaced{ReadOrder(env->payload_as_OrderPlaced()->order(), "OrderPlaced")};
+    case w::Payload::StepCommand: {
+      const auto* m = env->payload_as_StepCommand();
+      return StepCommand{ReadStep(m->step()), m->attempt(), ReadOrder(m->order(), "StepCommand")};
+    }
+    case w::Payload::StepReply: {
+      const auto* m = env->payload_as_StepReply();
+      return StepReply{ReadStep(m->step()), m->attempt(), m->ok(), Str(m->detail())};
+    }
+    case w::Payload::FinalStatus: {
+      const auto* m = env->payload_as_FinalStatus();
+      return FinalStatus{ReadStatus(m->status()), Str(m->detail()), ReadSteps(m->steps())};
+    }
+    case w::Payload::SagaEvent: {
+      const auto* m = env->payload_as_SagaEvent();
+      return SagaEvent{m->at_ms(), ReadSagaEventBody(m)};
+    }
+    case w::Payload::StockLevel: {
+      const auto* m = env->payload_as_StockLevel();
+      return StockLevel{m->item_id(), m->available(), m->reserved()};
+    }
+    case w::Payload::Reservation: {
+      const auto* m = env->payload_as_Reservation();
+      return Reservation{m->order_id(),
+                         static_cast<ReservationState>(CheckedEnum(m->state(), 3, "reservation state")),
+                         ReadItems(m->items()),
+                         m->reply_ok(),
+                         Str(m->detail()),
+                         m->at_ms(),
+                         m->released_without_reserve()};
+    }
+    case w::Payload::Payment: {
+      const auto* m = env->payload_as_Payment();
+      return Payment{m->order_id(),
+                     m->user_id(),
+                     m->amount(),
+                     static_cast<PaymentType>(CheckedEnum(m->payment(), 2, "payment type")),
+                     m->ok(),
+                     Str(m->detail()),
+                     m->at_ms()};
+    }
+    case w::Payload::Notification: {
+      const auto* m = env->payload_as_Notification();
+      return Notification{m->order_id(),
+                          m->user_id(),
+                          static_cast<NotificationType>(CheckedEnum(m->channel(), 2, "notification type")),
+                          m->ok(),
+                          Str(m->detail()),
+                          m->at_ms()};
+    }
+    case w::Payload::OrderRecord: {
+      const auto* m = env->payload_as_OrderRecord();
+      return OrderRecord{ReadOrder(m->order(), "OrderRecord"), ReadStatus(m->status()), Str(m->detail()),
+                         ReadSteps(m->steps()),  m->accepted_at_ms(), m->finished_at_ms(),
+                         Str(m->idempotency_key())};
+    }
+    case w::Payload::DeadLetter: {
+      const auto* m = env->payload_as_DeadLetter();
+      DeadLetter out{Str(m->reason()), Str(m->source_topic()), m->source_partition(), m->source_offset(),
+                     Str(m->source_key()), "", Str(m->service())};
+      if (m->original() != nullptr) out.original.assign(m->original()->begin(), m->original()->end());
+      return out;
+    }
+    default:
+      break;
+  }
+  throw DecodeError{"unknown payload type " + std::to_string(static_cast<int>(type)) +
+                    " (written by a newer schema?)"};
+}
+
+}  // namespace
+
+std::string Encode(const Message& message) {
+  Builder b(256);
+  PayloadWriter writer{b};
+  auto payload = std::visit(writer, message.payload);
+  auto env = w::CreateEnvelopeDirect(b, message.message_id.c_str(), message.saga_id, message.causation_id.c_str(),
+                                     message.produced_at_ms, message.schema_version, writer.type, payload);
+  w::FinishEnvelopeBuffer(b, env);
+  return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+}
+
+Result<Message> Decode(std::string_view bytes) {
+  if (bytes.size() < 8) {
+    return Error{Errc::kCorrupt, "record of " + std::to_string(bytes.size()) + " bytes is too short to be an envelope"};
+  }
+  const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
+  if (!w::EnvelopeBufferHasIdentifier(data)) {
+    return Error{Errc::kCorrupt, "record is not a sagaflow envelope (file identifier is not SGF1)"};
+  }
+  flatbuffers::Verifier verifier(data, bytes.size());
+  if (!w::VerifyEnvelopeBuffer(verifier)) {
+    return Error{Errc::kCorrupt, "envelope fails FlatBuffers verification (truncated or corrupt)"};
+  }
+  const auto* env = w::GetEnvelope(data);
+  try {
+    Message out;
+    out.message_id = Str(env->message_id());
+    out.saga_id = env->saga_id();
+    out.causation_id = Str(env->causation_id());
+    out.produced_at_ms = env->produced_at_ms();
+    out.schema_version = env->schema_version();
+    out.payload = ReadPayload(env);
+    return out;
+  } catch (const DecodeError& e) {
+    return Error{Errc::kCorrupt, e.message};
+  }
+}
+
+std::string_view PayloadName(const Payload& payload) {
+  static constexpr std::string_view kNames[] = {"OrderPlaced", "StepCommand", "StepReply",    "FinalStatus",
+                                                "SagaEvent",   "StockLevel",  "Reservation",  "Payment",
+                                                "Notification", "OrderRecord", "DeadLetter"};
+  static_assert(std::size(kNames) == std::variant_size_v<Payload>);
+  return kNames[payload.index()];
+}
+
+}  // namespace sagaflow::core

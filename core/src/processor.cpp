@@ -1,1 +1,242 @@
-// placeholder
+#include "sagaflow/core/processor.hpp"
+
+#include <algorithm>
+#include <thread>
+
+#include "sagaflow/core/log.hpp"
+
+namespace sagaflow::core {
+namespace {
+using Clock = std::chrono::steady_clock;
+constexpr auto kInitTimeout = std::chrono::seconds(60);
+
+std::shared_ptr<spdlog::logger> Log() {
+  static auto logger = Logger("processor");
+  return logger;
+}
+}  // namespace
+
+// Collects one iteration's outputs. The transaction is begun lazily, at the
+// first record produced, so idle iterations cost no broker round trip.
+class Processor::Context final : public TxContext {
+ public:
+  explicit Context(Processor& p) : p_(p) {}
+
+  void Produce(const std::string& topic, const std::string& key, const std::string& value) override {
+    if (!error_.ok()) return;
+    if (!p_.producer_->InTransaction()) {
+      auto s = p_.producer_->Begin();
+      if (!s.ok()) {
+        error_ = s;
+        return;
+      }
+    }
+    auto s = p_.producer_->Produce(topic, key, value);
+    if (!s.ok()) {
+      error_ = s;
+      return;
+    }
+    ++produced_;
+  }
+
+  void Defer(const kafka::Record& record) override {
+    if (p_.deferred_[{record.topic, record.partition}].insert(record.offset).second) ++p_.deferred_count_;
+  }
+
+  void Complete(const std::string& topic, int32_t partition, int64_t offset) override {
+    auto it = p_.deferred_.find({topic, partition});
+    if (it != p_.deferred_.end() && it->second.erase(offset) > 0) --p_.deferred_count_;
+  }
+
+  size_t produced() const override { return produced_; }
+  const Status& error() const { return error_; }
+
+ private:
+  Processor& p_;
+  size_t produced_ = 0;
+  Status error_;
+};
+
+Processor::Processor(ProcessorOptions options, ProcessorHandler& handler, Metrics& metrics)
+    : options_(std::move(options)), handler_(handler), metrics_(metrics) {
+  metrics_.Describe("records_processed_total", "Input records handed to the service logic");
+  metrics_.Describe("transactions_committed_total", "Kafka transactions committed");
+  metrics_.Describe("transactions_aborted_total", "Kafka transactions aborted (the input is processed again)");
+  metrics_.Describe("records_produced_total", "Records produced in committed transactions");
+  metrics_.Describe("batch_seconds", "Time from polling a batch to committing its transaction");
+}
+
+Processor::~Processor() {
+  if (consumer_) consumer_->Close();
+}
+
+Status Processor::Connect(std::chrono::milliseconds timeout) {
+  auto producer = kafka::TransactionalProducer::Open(options_.kafka, options_.transactional_id, timeout);
+  if (!producer.ok()) return producer.error();
+  producer_ = std::move(producer.value());
+  Log()->info("{}: transactional producer ready (transactional.id={})", options_.service,
+              options_.transactional_id);
+  return Status::Ok();
+}
+
+Status Processor::RecreateProducer() {
+  producer_.reset();
+  auto backoff = std::chrono::milliseconds(200);
+  while (!stop_.load()) {
+    auto s = Connect(kInitTimeout);
+    if (s.ok()) return s;
+    if (s.error().code == Errc::kFenced) return s;
+    Log()->warn("{}: cannot recreate the producer: {}; retrying", options_.service, s.error().message);
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+  }
+  return Error{Errc::kUnavailable, "stopped while reconnecting"};
+}
+
+Status Processor::Recover(const Error& error) {
+  metrics_.Add("transactions_aborted_total");
+  Log()->warn("{}: aborting the current batch: {}", options_.service, error.message);
+  bool recreate = error.code == Errc::kInternal;
+  if (!recreate && producer_ && producer_->InTransaction()) {
+    auto s = producer_->Abort();
+    if (!s.ok()) {
+      Log()->warn("{}: abort failed: {}", options_.service, s.error().message);
+      if (s.error().code == Errc::kFenced) return s;
+      recreate = true;
+    }
+  }
+  if (recreate) {
+    auto s = RecreateProducer();
+    if (!s.ok()) return s;
+  }
+  handler_.OnAborted();
+  deferred_.clear();
+  deferred_count_ = 0;
+  consumed_.clear();
+  sent_.clear();
+  auto backoff = std::chrono::milliseconds(100);
+  while (!stop_.load()) {
+    auto s = consumer_->RewindToCommitted();
+    if (s.ok()) break;
+    Log()->warn("{}: cannot rewind to the committed offsets: {}; retrying", options_.service, s.error().message);
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+  }
+  return Status::Ok();
+}
+
+Status Processor::RunIteration() {
+  std::vector<kafka::Record> records;
+  if (deferred_count_ < options_.max_deferred) {
+    records = consumer_->Poll(options_.max_batch, handler_.IdleInterval());
+  } else {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (!revoked_.empty()) {
+    // Partitions moved to another instance: everything not committed for them
+    // will be processed there. Nothing is in flight between iterations, so
+    // dropping the deferred work and re-reading the rest from committed offsets is safe.
+    revoked_.clear();
+    handler_.OnAborted();
+    deferred_.clear();
+    deferred_count_ = 0;
+    consumed_.clear();
+    sent_.clear();
+    records.clear();
+    auto s = consumer_->RewindToCommitted();
+    if (!s.ok()) return s;
+  }
+  const auto started = Clock::now();
+  Context ctx(*this);
+  for (const auto& r : records) consumed_[{r.topic, r.partition}] = r.offset + 1;
+  if (!records.empty()) {
+    handler_.OnRecords(records, ctx);
+    metrics_.Add("records_processed_total", static_cast<double>(records.size()));
+  }
+  if (!ctx.error().ok()) return ctx.error().error();
+  handler_.OnIdle(ctx);
+  if (!ctx.error().ok()) return ctx.error().error();
+
+  kafka::OffsetMap offsets;
+  for (const auto& [tp, next] : consumed_) {
+    auto d = deferred_.find(tp);
+    const int64_t target = (d == deferred_.end() || d->second.empty()) ? next : *d->second.begin();
+    auto s = sent_.find(tp);
+    if (s == sent_.end() || s->second != target) offsets[tp] = target;
+  }
+  if (ctx.produced() == 0 && offsets.empty()) return Status::Ok();
+
+  if (!producer_->InTransaction()) {
+    auto s = producer_->Begin();
+    if (!s.ok()) return s;
+  }
+  if (auto s = producer_->SendOffsets(offsets, *consumer_); !s.ok()) return s;
+  auto delivered = producer_->Commit();
+  if (!delivered.ok()) {
+    if (delivered.error().retryable) {
+      // The commit may still go through: try once more before giving up on the batch.
+      delivered = producer_->Commit();
+    }
+    if (!delivered.ok()) return delivered.error();
+  }
+  for (const auto& [tp, off] : offsets) sent_[tp] = off;
+  metrics_.Add("transactions_committed_total");
+  metrics_.Add("records_produced_total", static_cast<double>(delivered->size()));
+  handler_.OnCommitted(delivered.value());
+  metrics_.Observe("batch_seconds", std::chrono::duration<double>(Clock::now() - started).count());
+  return Status::Ok();
+}
+
+Status Processor::Run() {
+  running_.store(true);
+  if (!producer_) {
+    auto s = Connect(kInitTimeout);
+    if (!s.ok()) {
+      running_.store(false);
+      return s;
+    }
+  }
+  auto consumer = kafka::GroupConsumer::Open(
+      options_.kafka, options_.group_id, options_.input_topics,
+      [this](const std::vector<kafka::TopicPartition>& revoked) {
+        revoked_.insert(revoked_.end(), revoked.begin(), revoked.end());
+      });
+  if (!consumer.ok()) {
+    running_.store(false);
+    return consumer.error();
+  }
+  consumer_ = std::move(consumer.value());
+  Log()->info("{}: consuming {} topic(s) as group {}", options_.service, options_.input_topics.size(),
+              options_.group_id);
+
+  Status result;
+  auto backoff = std::chrono::milliseconds(100);
+  while (!stop_.load()) {
+    auto s = RunIteration();
+    if (s.ok()) {
+      backoff = std::chrono::milliseconds(100);
+      continue;
+    }
+    if (s.error().code == Errc::kFenced) {
+      Log()->error("{}: {}", options_.service, s.error().message);
+      result = s;
+      break;
+    }
+    auto r = Recover(s.error());
+    if (!r.ok()) {
+      Log()->error("{}: cannot recover: {}", options_.service, r.error().message);
+      result = r;
+      break;
+    }
+    // Give a broker that is away time to come back instead of spinning.
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+  }
+  if (producer_ && producer_->InTransaction()) (void)producer_->Abort();
+  consumer_->Close();
+  running_.store(false);
+  Log()->info("{}: processor stopped", options_.service);
+  return result;
+}
+
+}  // namespace sagaflow::core

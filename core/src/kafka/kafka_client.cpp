@@ -1,1 +1,572 @@
-// placeholder
+#include "sagaflow/core/kafka/kafka_client.hpp"
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafkacpp.h>
+#include <spdlog/spdlog.h>
+
+#include "sagaflow/core/log.hpp"
+
+#include <set>
+#include <thread>
+
+namespace sagaflow::kafka {
+namespace {
+
+using core::Errc;
+using core::Error;
+using core::Status;
+using Clock = std::chrono::steady_clock;
+
+std::shared_ptr<spdlog::logger> Log() {
+  static auto logger = core::Logger("kafka");
+  return logger;
+}
+
+// Routes librdkafka's own log lines and errors to spdlog.
+class EventLogger : public RdKafka::EventCb {
+ public:
+  void event_cb(RdKafka::Event& event) override {
+    switch (event.type()) {
+      case RdKafka::Event::EVENT_ERROR:
+        // Broker-down errors repeat every few seconds while it is away: warn, the
+        // client reconnects by itself.
+        Log()->warn("librdkafka: {} ({})", event.str(), RdKafka::err2str(event.err()));
+        break;
+      case RdKafka::Event::EVENT_LOG:
+        if (event.severity() <= RdKafka::Event::EVENT_SEVERITY_ERROR) {
+          Log()->error("librdkafka {}: {}", event.fac(), event.str());
+        } else if (event.severity() <= RdKafka::Event::EVENT_SEVERITY_WARNING) {
+          Log()->warn("librdkafka {}: {}", event.fac(), event.str());
+        } else {
+          Log()->debug("librdkafka {}: {}", event.fac(), event.str());
+        }
+        break;
+      default:
+        break;
+    }
+  }
+};
+
+EventLogger& SharedEventLogger() {
+  static EventLogger logger;
+  return logger;
+}
+
+struct ConfDeleter {
+  void operator()(RdKafka::Conf* c) const { delete c; }
+};
+using ConfPtr = std::unique_ptr<RdKafka::Conf, ConfDeleter>;
+
+core::Result<ConfPtr> MakeConf(const KafkaConfig& config, const std::map<std::string, std::string>& props) {
+  ConfPtr conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  std::string err;
+  auto set = [&](const std::string& k, const std::string& v) -> bool {
+    if (conf->set(k, v, err) != RdKafka::Conf::CONF_OK) {
+      err = "kafka property " + k + "=" + v + ": " + err;
+      return false;
+    }
+    return true;
+  };
+  if (!set("bootstrap.servers", config.brokers)) return Error{Errc::kInvalidArgument, err};
+  if (conf->set("event_cb", static_cast<RdKafka::EventCb*>(&SharedEventLogger()), err) != RdKafka::Conf::CONF_OK) {
+    return Error{Errc::kInternal, err};
+  }
+  for (const auto& [k, v] : props) {
+    if (!set(k, v)) return Error{Errc::kInvalidArgument, err};
+  }
+  for (const auto& [k, v] : config.overrides) {
+    if (!set(k, v)) return Error{Errc::kInvalidArgument, err};
+  }
+  return conf;
+}
+
+// Converts a transactional API error and deletes it.
+Status FromTxnError(RdKafka::Error* e, const char* what) {
+  if (e == nullptr) return Status::Ok();
+  Error out;
+  out.message = std::string(what) + ": " + e->str();
+  const auto code = e->code();
+  if (code == RdKafka::ERR__FENCED || code == RdKafka::ERR_PRODUCER_FENCED ||
+      code == RdKafka::ERR_INVALID_PRODUCER_EPOCH) {
+    out.code = Errc::kFenced;
+    out.message += " (another instance with the same transactional id is running)";
+  } else if (e->is_fatal()) {
+    out.code = Errc::kInternal;
+  } else if (e->txn_requires_abort()) {
+    out.code = Errc::kAbortRequired;
+  } else if (e->is_retriable()) {
+    out.code = Errc::kUnavailable;
+    out.retryable = true;
+  } else {
+    // The librdkafka docs: an error with none of the flags is to be treated as fatal.
+    out.code = Errc::kInternal;
+  }
+  delete e;
+  return out;
+}
+
+std::vector<RdKafka::TopicPartition*> ToNative(const OffsetMap& offsets) {
+  std::vector<RdKafka::TopicPartition*> out;
+  for (const auto& [tp, off] : offsets) {
+    auto* p = RdKafka::TopicPartition::create(tp.topic, tp.partition);
+    p->set_offset(off);
+    out.push_back(p);
+  }
+  return out;
+}
+
+void DestroyAll(std::vector<RdKafka::TopicPartition*>& v) {
+  RdKafka::TopicPartition::destroy(v);
+  v.clear();
+}
+
+class DeliveryCollector : public RdKafka::DeliveryReportCb {
+ public:
+  void dr_cb(RdKafka::Message& message) override {
+    auto index = reinterpret_cast<uintptr_t>(message.msg_opaque());
+    if (index >= delivered.size()) return;
+    ++reported;
+    if (message.err() != RdKafka::ERR_NO_ERROR) {
+      failed = true;
+      failure = RdKafka::err2str(message.err());
+      return;
+    }
+    delivered[index] = Delivered{message.topic_name(), message.partition(), message.offset()};
+  }
+  void Reset() {
+    delivered.clear();
+    reported = 0;
+    failed = false;
+    failure.clear();
+  }
+  std::vector<Delivered> delivered;
+  size_t reported = 0;
+  bool failed = false;
+  std::string failure;
+};
+
+class ProducerImpl final : public TransactionalProducer {
+ public:
+  ~ProducerImpl() override {
+    if (producer_) {
+      if (in_txn_) (void)Abort();
+      producer_->flush(2000);
+    }
+  }
+
+  Status Init(const KafkaConfig& config, const std::string& transactional_id, std::chrono::milliseconds timeout) {
+    auto conf = MakeConf(config, {{"transactional.id", transactional_id},
+                                  {"transaction.timeout.ms", "60000"},
+                                  {"message.timeout.ms", "55000"},
+                                  {"linger.ms", "5"},
+                                  {"partitioner", "murmur2_random"},
+                                  {"client.id", transactional_id}});
+    if (!conf.ok()) return conf.error();
+    std::string err;
+    if (conf.value()->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(&dr_), err) != RdKafka::Conf::CONF_OK) {
+      return Error{Errc::kInternal, err};
+    }
+    producer_.reset(RdKafka::Producer::create(conf.value().get(), err));
+    if (!producer_) return Error{Errc::kInvalidArgument, "cannot create Kafka producer: " + err};
+    auto deadline = Clock::now() + timeout;
+    while (true) {
+      auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      auto status = FromTxnError(producer_->init_transactions(std::max<int64_t>(remaining.count(), 1000)),
+                                 "init_transactions");
+      if (status.ok()) return status;
+      if (!status.error().retryable || Clock::now() >= deadline) {
+        auto e = status.error();
+        e.message += " (is the broker at " + config.brokers + " up? deployment/kafka/broker status)";
+        return e;
+      }
+      Log()->warn("{}; retrying", status.error().message);
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  }
+
+  Status Begin() override {
+    dr_.Reset();
+    auto s = FromTxnError(producer_->begin_transaction(), "begin_transaction");
+    if (s.ok()) in_txn_ = true;
+    return s;
+  }
+
+  Status Produce(const std::string& topic, const std::string& key, const std::string& value) override {
+    const auto index = dr_.delivered.size();
+    dr_.delivered.emplace_back();
+    while (true) {
+      auto code = producer_->produce(topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
+                                     const_cast<char*>(value.data()), value.size(), key.data(), key.size(), 0,
+                                     reinterpret_cast<void*>(static_cast<uintptr_t>(index)));
+      if (code == RdKafka::ERR_NO_ERROR) return Status::Ok();
+      if (code == RdKafka::ERR__QUEUE_FULL) {
+        producer_->poll(50);
+        continue;
+      }
+      dr_.delivered.pop_back();
+      return Error{Errc::kAbortRequired, "produce to " + topic + ": " + RdKafka::err2str(code)};
+    }
+  }
+
+  Status SendOffsets(const OffsetMap& offsets, GroupConsumer& consumer) override {
+    if (offsets.empty()) return Status::Ok();
+    auto* native = static_cast<RdKafka::KafkaConsumer*>(consumer.NativeHandle());
+    std::unique_ptr<RdKafka::ConsumerGroupMetadata> meta(native->groupMetadata());
+    auto parts = ToNative(offsets);
+    auto s = FromTxnError(producer_->send_offsets_to_transaction(parts, meta.get(), 30000),
+                          "send_offsets_to_transaction");
+    DestroyAll(parts);
+    return s;
+  }
+
+  core::Result<std::vector<Delivered>> Commit() override {
+    auto s = FromTxnError(producer_->commit_transaction(60000), "commit_transaction");
+    if (!s.ok()) {
+      // A retriable commit error leaves the transaction open; the caller may
+      // call Commit again or Abort.
+      return s.error();
+    }
+    in_txn_ = false;
+    // commit_transaction flushed every message; serve the remaining delivery reports.
+    auto deadline = Clock::now() + std::chrono::seconds(5);
+    while (dr_.reported < dr_.delivered.size() && Clock::now() < deadline) producer_->poll(10);
+    if (dr_.failed) {
+      return Error{Errc::kInternal, "transaction committed but a delivery failed: " + dr_.failure};
+    }
+    if (dr_.reported < dr_.delivered.size()) {
+      return Error{Errc::kInternal, "transaction committed but delivery reports are missing"};
+    }
+    return std::move(dr_.delivered);
+  }
+
+  Status Abort() override {
+    auto s = FromTxnError(producer_->abort_transaction(30000), "abort_transaction");
+    if (s.ok() || !s.error().retryable) in_txn_ = false;
+    producer_->poll(0);
+    dr_.Reset();
+    return s;
+  }
+
+  bool InTransaction() const override { return in_txn_; }
+
+ private:
+  DeliveryCollector dr_;
+  std::unique_ptr<RdKafka::Producer> producer_;
+  bool in_txn_ = false;
+};
+
+class Rebalancer : public RdKafka::RebalanceCb {
+ public:
+  explicit Rebalancer(GroupConsumer::RevokeCallback on_revoke) : on_revoke_(std::move(on_revoke)) {}
+  void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
+                    std::vector<RdKafka::TopicPartition*>& partitions) override {
+    if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+      // Offsets stay INVALID: each partition starts at the group's committed offset.
+      Log()->info("assigned {} partition(s)", partitions.size());
+      consumer->assign(partitions);
+    } else {
+      std::vector<TopicPartition> revoked;
+      for (auto* p : partitions) revoked.push_back({p->topic(), p->partition()});
+      Log()->info("revoked {} partition(s){}", revoked.size(), consumer->assignment_lost() ? " (lost)" : "");
+      if (on_revoke_) on_revoke_(revoked);
+      consumer->unassign();
+    }
+  }
+
+ private:
+  GroupConsumer::RevokeCallback on_revoke_;
+};
+
+class ConsumerImpl final : public GroupConsumer {
+ public:
+  explicit ConsumerImpl(RevokeCallback on_revoke) : rebalancer_(std::move(on_revoke)) {}
+  ~ConsumerImpl() override { Close(); }
+
+  Status Init(const KafkaConfig& config, const std::string& group_id, const std::vector<std::string>& topics) {
+    auto conf = MakeConf(config, {{"group.id", group_id},
+                                  {"enable.auto.commit", "false"},
+                                  {"enable.auto.offset.store", "false"},
+                                  {"auto.offset.reset", "earliest"},
+                                  {"isolation.level", "read_committed"},
+                                  {"partition.assignment.strategy", "range"},
+                                  {"session.timeout.ms", "10000"},
+                                  {"heartbeat.interval.ms", "1000"},
+                                  {"fetch.wait.max.ms", "100"},
+                                  {"client.id", group_id}});
+    if (!conf.ok()) return conf.error();
+    std::string err;
+    if (conf.value()->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(&rebalancer_), err) !=
+        RdKafka::Conf::CONF_OK) {
+      return Error{Errc::kInternal, err};
+    }
+    consumer_.reset(RdKafka::KafkaConsumer::create(conf.value().get(), err));
+    if (!consumer_) return Error{Errc::kInvalidArgument, "cannot create Kafka consumer: " + err};
+    auto code = consumer_->subscribe(topics);
+    if (code != RdKafka::ERR_NO_ERROR) {
+      return Error{Errc::kUnavailable, "subscribe: " + RdKafka::err2str(code), true};
+    }
+    return Status::Ok();
+  }
+
+  std::vector<Record> Poll(size_t max_records, std::chrono::milliseconds timeout) override {
+    std::vector<Record> out;
+    int wait_ms = static_cast<int>(timeout.count());
+    while (out.size() < max_records) {
+      std::unique_ptr<RdKafka::Message> m(consumer_->consume(wait_ms));
+      wait_ms = 0;
+      if (!m) break;
+      const auto err = m->err();
+      if (err == RdKafka::ERR__TIMED_OUT) break;
+      if (err == RdKafka::ERR__PARTITION_EOF) continue;
+      if (err != RdKafka::ERR_NO_ERROR) {
+        Log()->warn("consume: {}", m->errstr());
+        break;
+      }
+      Record r;
+      r.topic = m->topic_name();
+      r.partition = m->partition();
+      r.offset = m->offset();
+      if (m->key() != nullptr) r.key = *m->key();
+      if (m->payload() != nullptr) r.value.assign(static_cast<const char*>(m->payload()), m->len());
+      r.timestamp_ms = m->timestamp().timestamp;
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
+  Status RewindToCommitted() override {
+    std::vector<RdKafka::TopicPartition*> parts;
+    auto code = consumer_->assignment(parts);
+    if (code != RdKafka::ERR_NO_ERROR) return Error{Errc::kUnavailable, RdKafka::err2str(code), true};
+    if (parts.empty()) return Status::Ok();
+    code = consumer_->committed(parts, 30000);
+    if (code != RdKafka::ERR_NO_ERROR) {
+      DestroyAll(parts);
+      return Error{Errc::kUnavailable, "fetching committed offsets: " + RdKafka::err2str(code), true};
+    }
+    for (auto* p : parts) {
+      // No committed offset yet: start of the partition, as auto.offset.reset says.
+      if (p->offset() < 0) p->set_offset(RdKafka::Topic::OFFSET_BEGINNING);
+    }
+    // Re-assigning with explicit offsets resets the fetch position and drops prefetched messages.
+    code = consumer_->assign(parts);
+    DestroyAll(parts);
+    if (code != RdKafka::ERR_NO_ERROR) return Error{Errc::kUnavailable, "assign: " + RdKafka::err2str(code), true};
+    return Status::Ok();
+  }
+
+  void Close() override {
+    if (consumer_ && !closed_) {
+      closed_ = true;
+      consumer_->close();
+    }
+  }
+
+  void* NativeHandle() override { return consumer_.get(); }
+
+ private:
+  Rebalancer rebalancer_;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  bool closed_ = false;
+};
+
+}  // namespace
+
+core::Result<std::unique_ptr<TransactionalProducer>> TransactionalProducer::Open(
+    const KafkaConfig& config, const std::string& transactional_id, std::chrono::milliseconds init_timeout) {
+  auto p = std::make_unique<ProducerImpl>();
+  auto s = p->Init(config, transactional_id, init_timeout);
+  if (!s.ok()) return s.error();
+  return std::unique_ptr<TransactionalProducer>(std::move(p));
+}
+
+core::Result<std::unique_ptr<GroupConsumer>> GroupConsumer::Open(const KafkaConfig& config,
+                                                                 const std::string& group_id,
+                                                                 const std::vector<std::string>& topics,
+                                                                 RevokeCallback on_revoke) {
+  auto c = std::make_unique<ConsumerImpl>(std::move(on_revoke));
+  auto s = c->Init(config, group_id, topics);
+  if (!s.ok()) return s.error();
+  return std::unique_ptr<GroupConsumer>(std::move(c));
+}
+
+Status WaitForBroker(const KafkaConfig& config, std::chrono::milliseconds timeout) {
+  auto conf = MakeConf(config, {});
+  if (!conf.ok()) return conf.error();
+  std::string err;
+  std::unique_ptr<RdKafka::Producer> p(RdKafka::Producer::create(conf.value().get(), err));
+  if (!p) return Error{Errc::kInvalidArgument, err};
+  auto deadline = Clock::now() + timeout;
+  std::string last;
+  do {
+    RdKafka::Metadata* md = nullptr;
+    auto code = p->metadata(true, nullptr, &md, 2000);
+    delete md;
+    if (code == RdKafka::ERR_NO_ERROR) return Status::Ok();
+    last = RdKafka::err2str(code);
+  } while (Clock::now() < deadline);
+  return Error{Errc::kUnavailable,
+               "Kafka broker at " + config.brokers + " did not answer within " +
+                   std::to_string(timeout.count()) + " ms (" + last + "); start it with deployment/kafka/broker start",
+               true};
+}
+
+Status CreateTopics(const KafkaConfig& config, const std::vector<core::TopicSpec>& topics,
+                    std::chrono::milliseconds timeout) {
+  if (topics.empty()) return Status::Ok();
+  auto conf = MakeConf(config, {});
+  if (!conf.ok()) return conf.error();
+  std::string err;
+  std::unique_ptr<RdKafka::Producer> p(RdKafka::Producer::create(conf.value().get(), err));
+  if (!p) return Error{Errc::kInvalidArgument, err};
+  rd_kafka_t* rk = p->c_ptr();
+  char errbuf[512];
+
+  std::vector<rd_kafka_NewTopic_t*> new_topics;
+  for (const auto& t : topics) {
+    auto* nt = rd_kafka_NewTopic_new(t.name.c_str(), t.partitions, 1, errbuf, sizeof(errbuf));
+    if (nt == nullptr) {
+      rd_kafka_NewTopic_destroy_array(new_topics.data(), new_topics.size());
+      return Error{Errc::kInvalidArgument, "topic " + t.name + ": " + errbuf};
+    }
+    rd_kafka_NewTopic_set_config(nt, "cleanup.policy", t.compacted ? "compact" : "delete");
+    if (t.retain_forever) rd_kafka_NewTopic_set_config(nt, "retention.ms", "-1");
+    if (t.compacted) {
+      // Compact soon after writes so that rebuilding from a changelog reads little more than the live keys.
+      rd_kafka_NewTopic_set_config(nt, "min.cleanable.dirty.ratio", "0.1");
+      rd_kafka_NewTopic_set_config(nt, "segment.ms", "600000");
+    }
+    new_topics.push_back(nt);
+  }
+  auto* options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_set_operation_timeout(options, static_cast<int>(timeout.count()), errbuf, sizeof(errbuf));
+  rd_kafka_AdminOptions_set_request_timeout(options, static_cast<int>(timeout.count()), errbuf, sizeof(errbuf));
+  auto* queue = rd_kafka_queue_new(rk);
+  rd_kafka_CreateTopics(rk, new_topics.data(), new_topics.size(), options, queue);
+  auto* event = rd_kafka_queue_poll(queue, static_cast<int>(timeout.count()) + 5000);
+  Status status;
+  if (event == nullptr) {
+    status = Error{Errc::kTimeout, "creating topics timed out (broker at " + config.brokers + ")", true};
+  } else if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    status = Error{Errc::kUnavailable, std::string("creating topics: ") + rd_kafka_event_error_string(event), true};
+  } else {
+    size_t n = 0;
+    const auto* result = rd_kafka_event_CreateTopics_result(event);
+    const auto** results = rd_kafka_CreateTopics_result_topics(result, &n);
+    for (size_t i = 0; i < n; ++i) {
+      auto code = rd_kafka_topic_result_error(results[i]);
+      if (code == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        Log()->info("created topic {}", rd_kafka_topic_result_name(results[i]));
+      } else if (code != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        status = Error{Errc::kUnavailable,
+                       std::string("creating topic ") + rd_kafka_topic_result_name(results[i]) + ": " +
+                           (rd_kafka_topic_result_error_string(results[i]) ? rd_kafka_topic_result_error_string(results[i])
+                                                                           : rd_kafka_err2str(code)),
+                       true};
+        break;
+      }
+    }
+  }
+  if (event != nullptr) rd_kafka_event_destroy(event);
+  rd_kafka_queue_destroy(queue);
+  rd_kafka_AdminOptions_destroy(options);
+  rd_kafka_NewTopic_destroy_array(new_topics.data(), new_topics.size());
+  return status;
+}
+
+core::Result<OffsetMap> ReadToEnd(const KafkaConfig& config, const std::string& topic, const OffsetMap& start,
+                                  const std::function<void(const Record&)>& fn,
+                                  const std::function<void(int64_t)>& progress) {
+  // A group id is required by the KafkaConsumer API; nothing is ever committed with it.
+  auto conf = MakeConf(config, {{"group.id", "sagaflow-reader"},
+                                {"enable.auto.commit", "false"},
+                                {"enable.auto.offset.store", "false"},
+                                {"enable.partition.eof", "true"},
+                                {"isolation.level", "read_committed"},
+                                {"auto.offset.reset", "earliest"}});
+  if (!conf.ok()) return conf.error();
+  std::string err;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf.value().get(), err));
+  if (!consumer) return Error{Errc::kInvalidArgument, "cannot create Kafka reader: " + err};
+
+  std::unique_ptr<RdKafka::Topic> t(RdKafka::Topic::create(consumer.get(), topic, nullptr, err));
+  RdKafka::Metadata* md_raw = nullptr;
+  auto code = consumer->metadata(false, t.get(), &md_raw, 10000);
+  std::unique_ptr<RdKafka::Metadata> md(md_raw);
+  if (code != RdKafka::ERR_NO_ERROR || md->topics()->empty()) {
+    return Error{Errc::kUnavailable, "metadata of " + topic + ": " + RdKafka::err2str(code), true};
+  }
+  const auto* tm = (*md->topics())[0];
+  if (tm->err() != RdKafka::ERR_NO_ERROR) {
+    return Error{Errc::kUnavailable, "topic " + topic + ": " + RdKafka::err2str(tm->err()) +
+                                         " (create topics with: sagaflow topics create)", true};
+  }
+
+  OffsetMap next;
+  std::vector<RdKafka::TopicPartition*> assign;
+  std::set<int32_t> open;
+  for (const auto* pm : *tm->partitions()) {
+    const int32_t p = pm->id();
+    int64_t low = 0, high = 0;
+    code = consumer->query_watermark_offsets(topic, p, &low, &high, 10000);
+    if (code != RdKafka::ERR_NO_ERROR) {
+      DestroyAll(assign);
+      return Error{Errc::kUnavailable, "watermarks of " + topic + ": " + RdKafka::err2str(code), true};
+    }
+    auto it = start.find({topic, p});
+    int64_t from = it == start.end() ? 0 : it->second;
+    from = std::max(from, low);
+    next[{topic, p}] = std::max(from, it == start.end() ? from : it->second);
+    if (from >= high) continue;
+    auto* tp = RdKafka::TopicPartition::create(topic, p, from);
+    assign.push_back(tp);
+    open.insert(p);
+  }
+  if (assign.empty()) return next;
+  code = consumer->assign(assign);
+  DestroyAll(assign);
+  if (code != RdKafka::ERR_NO_ERROR) return Error{Errc::kUnavailable, "assign: " + RdKafka::err2str(code), true};
+
+  int64_t count = 0;
+  auto last_progress = Clock::now();
+  auto idle_deadline = Clock::now() + std::chrono::seconds(60);
+  while (!open.empty()) {
+    std::unique_ptr<RdKafka::Message> m(consumer->consume(200));
+    if (m->err() == RdKafka::ERR__TIMED_OUT) {
+      if (Clock::now() > idle_deadline) {
+        consumer->close();
+        return Error{Errc::kTimeout, "reading " + topic + " stalled for 60 s", true};
+      }
+      continue;
+    }
+    idle_deadline = Clock::now() + std::chrono::seconds(60);
+    if (m->err() == RdKafka::ERR__PARTITION_EOF) {
+      next[{topic, m->partition()}] = m->offset();
+      open.erase(m->partition());
+      continue;
+    }
+    if (m->err() != RdKafka::ERR_NO_ERROR) {
+      Log()->warn("reading {}: {}", topic, m->errstr());
+      continue;
+    }
+    Record r;
+    r.topic = topic;
+    r.partition = m->partition();
+    r.offset = m->offset();
+    if (m->key() != nullptr) r.key = *m->key();
+    if (m->payload() != nullptr) r.value.assign(static_cast<const char*>(m->payload()), m->len());
+    r.timestamp_ms = m->timestamp().timestamp;
+    fn(r);
+    next[{topic, r.partition}] = r.offset + 1;
+    ++count;
+    if (progress && Clock::now() - last_progress > std::chrono::seconds(2)) {
+      progress(count);
+      last_progress = Clock::now();
+    }
+  }
+  if (progress) progress(count);
+  consumer->close();
+  return next;
+}
+
+}  // namespace sagaflow::kafka

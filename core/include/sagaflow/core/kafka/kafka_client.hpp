@@ -1,0 +1,124 @@
+#pragma once
+/// The only Kafka API of sagaflow: a thin layer over librdkafka (whose types
+/// never appear here) with the three pieces a service needs:
+///  - TransactionalProducer: produce a batch of outputs and the consumed input
+///    offsets in one Kafka transaction;
+///  - GroupConsumer: read_committed group consumer of the input topics, no
+///    auto-commit (offsets are committed through the producer's transaction);
+///  - ReadToEnd: replays a changelog from given offsets to its current end,
+///    used to rebuild local projections.
+/// Errors of the transactional API come back as core::Error with code
+/// kAbortRequired (abort the transaction, rewind the consumer, start again),
+/// kFenced (another instance owns the transactional id: stop), kInternal (a
+/// fatal producer error: recreate the producer) or retryable=true (call again).
+/// Thread safety: each object is used by one thread at a time.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sagaflow/core/result.hpp"
+#include "sagaflow/core/topics.hpp"
+
+namespace sagaflow::kafka {
+
+struct TopicPartition {
+  std::string topic;
+  int32_t partition = 0;
+  auto operator<=>(const TopicPartition&) const = default;
+};
+/// An offset per partition: for consumption, the next offset to read.
+using OffsetMap = std::map<TopicPartition, int64_t>;
+
+/// One consumed record.
+struct Record {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  std::string key;
+  std::string value;
+  int64_t timestamp_ms = 0;
+};
+
+/// Where a produced record landed.
+struct Delivered {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+};
+
+struct KafkaConfig {
+  std::string brokers = "127.0.0.1:9092";
+  /// Extra librdkafka properties, applied last (e.g. from --kafka-property k=v).
+  std::map<std::string, std::string> overrides;
+};
+
+/// Creates the topics that do not exist yet (existing ones are left as they
+/// are). Fails with a message naming the topic and the broker's reason.
+core::Status CreateTopics(const KafkaConfig& config, const std::vector<core::TopicSpec>& topics,
+                          std::chrono::milliseconds timeout);
+
+/// Waits until the broker answers a metadata request, or `timeout` passes.
+core::Status WaitForBroker(const KafkaConfig& config, std::chrono::milliseconds timeout);
+
+class GroupConsumer;
+
+/// See the file comment. Created ready to use (init_transactions done).
+class TransactionalProducer {
+ public:
+  /// Connects and initializes transactions for `transactional_id` (fencing any
+  /// earlier instance with the same id and aborting its open transaction).
+  static core::Result<std::unique_ptr<TransactionalProducer>> Open(const KafkaConfig& config,
+                                                                   const std::string& transactional_id,
+                                                                   std::chrono::milliseconds init_timeout);
+  virtual ~TransactionalProducer() = default;
+
+  virtual core::Status Begin() = 0;
+  /// Queues one record in the open transaction (partition by key).
+  virtual core::Status Produce(const std::string& topic, const std::string& key, const std::string& value) = 0;
+  /// Adds the consumer's next offsets to the open transaction.
+  virtual core::Status SendOffsets(const OffsetMap& offsets, GroupConsumer& consumer) = 0;
+  /// Commits; on success returns where each record produced in the
+  /// transaction landed, in produce order.
+  virtual core::Result<std::vector<Delivered>> Commit() = 0;
+  virtual core::Status Abort() = 0;
+  virtual bool InTransaction() const = 0;
+};
+
+/// See the file comment.
+class GroupConsumer {
+ public:
+  /// Called with the partitions taken away from this instance.
+  using RevokeCallback = std::function<void(const std::vector<TopicPartition>&)>;
+
+  static core::Result<std::unique_ptr<GroupConsumer>> Open(const KafkaConfig& config, const std::string& group_id,
+                                                           const std::vector<std::string>& topics,
+                                                           RevokeCallback on_revoke = {});
+  virtual ~GroupConsumer() = default;
+
+  /// Up to `max_records` records, waiting at most `timeout` for the first.
+  /// Transient errors are logged and yield an empty batch.
+  virtual std::vector<Record> Poll(size_t max_records, std::chrono::milliseconds timeout) = 0;
+  /// Moves every assigned partition back to its committed offset (after an
+  /// aborted transaction, so the same input is processed again).
+  virtual core::Status RewindToCommitted() = 0;
+  /// Leaves the group cleanly.
+  virtual void Close() = 0;
+
+  /// Internal: the librdkafka handle (rd_kafka_t*), for the producer.
+  virtual void* NativeHandle() = 0;
+};
+
+/// Reads every committed record of `topic` from `start` (missing partitions
+/// start at the beginning) up to the end of each partition as of the call,
+/// calling `fn` for each. Returns the next offset of every partition.
+/// `progress` is called now and then with the number of records read.
+core::Result<OffsetMap> ReadToEnd(const KafkaConfig& config, const std::string& topic, const OffsetMap& start,
+                                  const std::function<void(const Record&)>& fn,
+                                  const std::function<void(int64_t)>& progress = {});
+
+}  // namespace sagaflow::kafka

@@ -1,0 +1,117 @@
+#pragma once
+/// The consume-transform-produce loop every sagaflow service runs.
+///
+/// Each iteration: poll a batch of input records, hand them to the handler,
+/// let the handler do local work (timers, HTTP requests, delayed replies),
+/// then commit everything the handler produced together with the input
+/// offsets in one Kafka transaction. Only after the commit succeeds does the
+/// handler make the iteration's state changes visible (OnCommitted); if the
+/// transaction fails the handler forgets them (OnAborted), the consumer is
+/// rewound to its committed offsets and the same input is processed again.
+///
+/// A handler may finish a record later (TxContext::Defer / Complete), e.g. to
+/// simulate a slow participant without blocking others: input offsets are
+/// committed only up to the oldest record not yet completed.
+///
+/// Thread safety: Run() owns the loop thread; Stop() may be called from any thread.
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "sagaflow/core/kafka/kafka_client.hpp"
+#include "sagaflow/core/metrics.hpp"
+#include "sagaflow/core/result.hpp"
+
+namespace sagaflow::core {
+
+/// What a handler may do during one iteration.
+class TxContext {
+ public:
+  virtual ~TxContext() = default;
+  /// Adds a record to the iteration's transaction.
+  virtual void Produce(const std::string& topic, const std::string& key, const std::string& value) = 0;
+  /// The record will be completed in a later iteration: its offset (and
+  /// those after it) are not committed until then.
+  virtual void Defer(const kafka::Record& record) = 0;
+  /// Completes a record deferred in an earlier iteration.
+  virtual void Complete(const std::string& topic, int32_t partition, int64_t offset) = 0;
+  /// Number of records produced so far in this iteration.
+  virtual size_t produced() const = 0;
+};
+
+/// The service-specific part of the loop. All calls come from the loop thread.
+class ProcessorHandler {
+ public:
+  virtual ~ProcessorHandler() = default;
+  /// New input records, in offset order per partition.
+  virtual void OnRecords(std::span<const kafka::Record> records, TxContext& tx) = 0;
+  /// Called once per iteration after OnRecords (also when nothing arrived).
+  virtual void OnIdle(TxContext& tx) = 0;
+  /// The iteration's transaction committed; `delivered[i]` is where the i-th
+  /// produced record landed.
+  virtual void OnCommitted(const std::vector<kafka::Delivered>& delivered) = 0;
+  /// The iteration's transaction was aborted: forget its state changes and
+  /// every deferred record (they will be consumed again).
+  virtual void OnAborted() = 0;
+  /// How long the loop may wait for input before calling OnIdle again.
+  virtual std::chrono::milliseconds IdleInterval() const { return std::chrono::milliseconds(50); }
+};
+
+struct ProcessorOptions {
+  kafka::KafkaConfig kafka;
+  std::string group_id;
+  std::string transactional_id;
+  std::vector<std::string> input_topics;
+  size_t max_batch = 500;
+  /// Stop consuming new input while this many records are deferred.
+  size_t max_deferred = 20'000;
+  /// Name for logs and metrics ("warehouse").
+  std::string service;
+};
+
+/// See the file comment.
+class Processor {
+ public:
+  Processor(ProcessorOptions options, ProcessorHandler& handler, Metrics& metrics);
+  ~Processor();
+
+  /// Connects (producer first, fencing any zombie of this instance) without
+  /// consuming. Call before catching up on changelogs, so that a previous
+  /// instance's open transaction is aborted and its records are skipped.
+  Status Connect(std::chrono::milliseconds timeout);
+  /// Runs the loop until Stop(); returns an error only when the service cannot
+  /// go on (fenced by another instance, unusable configuration).
+  Status Run();
+  void Stop() { stop_.store(true); }
+  bool running() const { return running_.load(); }
+
+ private:
+  class Context;
+  Status RunIteration();
+  Status Recover(const Error& error);
+  Status RecreateProducer();
+
+  ProcessorOptions options_;
+  ProcessorHandler& handler_;
+  Metrics& metrics_;
+  std::unique_ptr<kafka::TransactionalProducer> producer_;
+  std::unique_ptr<kafka::GroupConsumer> consumer_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> running_{false};
+  // Per input partition: the next offset after the last record handed to the
+  // handler, and the offsets still deferred.
+  std::map<kafka::TopicPartition, int64_t> consumed_;
+  std::map<kafka::TopicPartition, std::set<int64_t>> deferred_;
+  // Per input partition: the offset last sent with a transaction.
+  std::map<kafka::TopicPartition, int64_t> sent_;
+  size_t deferred_count_ = 0;
+  std::vector<kafka::TopicPartition> revoked_;
+};
+
+}  // namespace sagaflow::core
