@@ -21,19 +21,16 @@
 #include <string>
 #include <string_view>
 
+#include "sagaflow/core/kafka/kafka_client.hpp"
 #include "sagaflow/core/result.hpp"
 
 namespace sagaflow::eventstore {
 
 /// A Kafka topic partition, used as the key of applied offsets.
-struct TopicPartition {
-  std::string topic;
-  int32_t partition = 0;
-  auto operator<=>(const TopicPartition&) const = default;
-};
+using TopicPartition = kafka::TopicPartition;
 
 /// Next offset to read, per changelog partition.
-using OffsetMap = std::map<TopicPartition, int64_t>;
+using OffsetMap = kafka::OffsetMap;
 
 /// A set of state changes applied atomically by Commit. Later writes to the
 /// same key replace earlier ones. std::nullopt as value means delete.
