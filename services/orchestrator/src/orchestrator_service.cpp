@@ -1,1 +1,336 @@
-// placeholder
+#include "sagaflow/orchestrator/orchestrator_service.hpp"
+
+#include <cinttypes>
+#include <cstdio>
+#include <mutex>
+#include <unordered_map>
+
+#include "sagaflow/core/saga_aggregate.hpp"
+#include "sagaflow/runtime/order_json.hpp"
+
+namespace sagaflow::orchestrator {
+namespace {
+
+using core::SagaPhase;
+using core::SagaState;
+using nlohmann::json;
+using runtime::HttpError;
+using runtime::HttpRequest;
+using runtime::HttpResponse;
+
+std::string SagaPrefix(core::OrderId id) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "ev/%020" PRId64 "/", id);
+  return buf;
+}
+
+std::string EventKey(core::OrderId id, int64_t version) {
+  char buf[48];
+  std::snprintf(buf, sizeof(buf), "ev/%020" PRId64 "/%010" PRId64, id, version);
+  return buf;
+}
+
+// A short account of an event for the logs.
+std::string Describe(const core::SagaEvent& e) {
+  return std::visit(
+      [](const auto& b) -> std::string {
+        using T = std::decay_t<decltype(b)>;
+        if constexpr (std::is_same_v<T, core::SagaStarted>) {
+          return "saga started";
+        } else if constexpr (std::is_same_v<T, core::StepRequested>) {
+          return std::string(core::ToString(b.step)) + " requested (attempt " + std::to_string(b.attempt) + ")";
+        } else if constexpr (std::is_same_v<T, core::StepReplied>) {
+          return std::string(core::ToString(b.step)) + " replied " + (b.ok ? "OK" : "NOT OK") +
+                 (b.detail.empty() ? "" : ": " + b.detail);
+        } else if constexpr (std::is_same_v<T, core::StepTimedOut>) {
+          return std::string(core::ToString(b.step)) + " timed out (attempt " + std::to_string(b.attempt) + ")";
+        } else {
+          return std::string("saga ended ") + std::string(core::ToString(b.status)) +
+                 (b.detail.empty() ? "" : ": " + b.detail);
+        }
+      },
+      e.body);
+}
+
+json EventToJson(const core::SagaEvent& e) {
+  json out = {{"time", runtime::FormatTime(e.at_ms)}};
+  std::visit(
+      [&](const auto& b) {
+        using T = std::decay_t<decltype(b)>;
+        if constexpr (std::is_same_v<T, core::SagaStarted>) {
+          out["type"] = "SagaStarted";
+        } else if constexpr (std::is_same_v<T, core::StepRequested>) {
+          out["type"] = "StepRequested";
+          out["step"] = core::ToString(b.step);
+          out["attempt"] = b.attempt;
+          out["deadline"] = runtime::FormatTime(b.deadline_ms);
+        } else if constexpr (std::is_same_v<T, core::StepReplied>) {
+          out["type"] = "StepReplied";
+          out["step"] = core::ToString(b.step);
+          out["attempt"] = b.attempt;
+          out["ok"] = b.ok;
+          out["detail"] = b.detail;
+        } else if constexpr (std::is_same_v<T, core::StepTimedOut>) {
+          out["type"] = "StepTimedOut";
+          out["step"] = core::ToString(b.step);
+          out["attempt"] = b.attempt;
+        } else {
+          out["type"] = "SagaEnded";
+          out["status"] = core::ToString(b.status);
+          out["detail"] = b.detail;
+        }
+      },
+      e.body);
+  return out;
+}
+
+struct Summary {
+  SagaPhase phase = SagaPhase::kNotStarted;
+  core::OrderStatus status = core::OrderStatus::kUnknown;
+};
+
+class OrchestratorService final : public runtime::Service {
+ public:
+  OrchestratorService(runtime::ServiceOptions options, OrchestratorOptions orchestrator)
+      : Service("orchestrator", std::move(options)),
+        definition_(core::OrderSagaDefinition(orchestrator.timings)),
+        events_{topics().saga_events, "ev"} {
+    metrics().Describe("sagas_started_total", "Sagas started");
+    metrics().Describe("sagas_ended_total", "Sagas ended, by status");
+    metrics().Describe("step_timeouts_total", "Step requests that got no reply before their deadline");
+    metrics().Describe("step_retries_total", "Step requests sent again after a timeout");
+    metrics().Describe("compensations_total", "Compensation steps requested");
+    metrics().Describe("ignored_inputs_total", "Duplicate or stale inputs that changed nothing");
+    metrics().Describe("active_sagas", "Sagas not ended");
+  }
+
+ protected:
+  std::vector<std::string> InputTopics() const override {
+    return {topics().order, topics().warehouse_status, topics().payment_status, topics().notification_status};
+  }
+  std::vector<runtime::Changelog> Changelogs() const override { return {events_}; }
+
+  // Folds one saga event: stores it under the saga's next version and applies it.
+  void ApplyChangelog(const runtime::Changelog&, const kafka::Record& record, eventstore::WriteSet& out) override {
+    auto message = core::Decode(record.value);
+    SAGAFLOW_CHECK(message.ok(), "undecodable record in " + record.topic + ": " +
+                                     (message.ok() ? std::string() : message.error().message));
+    const auto* event = std::get_if<core::SagaEvent>(&message->payload);
+    SAGAFLOW_CHECK(event != nullptr, "a non-event record in " + record.topic);
+    SagaState& state = Working(message->saga_id);
+    out.Put(EventKey(message->saga_id, state.version), record.value);
+    state = core::Apply(definition_, std::move(state), *event);
+  }
+
+  core::Status OnCaughtUp() override {
+    dirty_.clear();
+    std::lock_guard lock(summary_mu_);
+    int64_t events = 0;
+    core::OrderId current = 0;
+    SagaState state;
+    auto finish = [&] {
+      if (current == 0) return;
+      summary_[current] = {state.phase, state.status};
+      if (state.phase != SagaPhase::kEnded) active_[current] = state;
+    };
+    store().ScanPrefix("ev/", [&](std::string_view key, std::string_view value) {
+      const core::OrderId id = std::stoll(std::string(key.substr(3, 20)));
+      if (id != current) {
+        finish();
+        current = id;
+        state = SagaState{};
+      }
+      auto event = runtime::DecodeStored<core::SagaEvent>(std::string(value));
+      state = core::Apply(definition_, std::move(state), *event);
+      ++events;
+      return true;
+    });
+    finish();
+    metrics().Set("active_sagas", static_cast<double>(active_.size()));
+    log().info("rebuilt {} saga(s) from {} event(s); {} not ended carry on", summary_.size(), events, active_.size());
+    return core::Status::Ok();
+  }
+
+  void OnRecords(std::span<const kafka::Record> records, core::TxContext& tx) override {
+    const auto now = core::NowMs();
+    for (const auto& record : records) {
+      auto message = DecodeOrDeadLetter(tx, record);
+      if (!message) continue;
+      if (const auto* placed = std::get_if<core::OrderPlaced>(&message->payload)) {
+        if (placed->order.order_id <= 0 || placed->order.order_id != message->saga_id) {
+          DeadLetter(tx, record, "OrderPlaced with order id " + std::to_string(placed->order.order_id) +
+                                     " in an envelope for saga " + std::to_string(message->saga_id));
+          continue;
+        }
+        Handle(tx, message->saga_id, *placed, message->message_id, now);
+      } else if (const auto* reply = std::get_if<core::StepReply>(&message->payload)) {
+        Handle(tx, message->saga_id, *reply, message->message_id, now);
+      } else {
+        DeadLetter(tx, record, "the orchestrator does not handle " + std::string(core::PayloadName(message->payload)));
+      }
+    }
+  }
+
+  void OnIdle(core::TxContext& tx) override {
+    const auto now = core::NowMs();
+    std::vector<core::OrderId> due;
+    auto collect = [&](core::OrderId id, const SagaState& s) {
+      if (s.phase != SagaPhase::kEnded && s.pending && s.pending->deadline_ms <= now) due.push_back(id);
+    };
+    for (const auto& [id, s] : dirty_) collect(id, s);
+    for (const auto& [id, s] : active_) {
+      if (!dirty_.contains(id)) collect(id, s);
+    }
+    for (auto id : due) Handle(tx, id, core::Tick{now}, "", now);
+  }
+
+  void OnCommittedHook() override {
+    std::lock_guard lock(summary_mu_);
+    for (auto& [id, state] : dirty_) {
+      summary_[id] = {state.phase, state.status};
+      if (state.phase == SagaPhase::kEnded) {
+        active_.erase(id);
+      } else {
+        active_[id] = std::move(state);
+      }
+    }
+    dirty_.clear();
+    metrics().Set("active_sagas", static_cast<double>(active_.size()));
+  }
+
+  void OnAbortedHook() override { dirty_.clear(); }
+
+  void AddRoutes(runtime::HttpServer& http) override {
+    http.Route("GET", R"(/sagas/(\d+))", [this](const HttpRequest& req) {
+      const core::OrderId id = std::stoll(req.captures[0]);
+      SagaState state;
+      json events = json::array();
+      store().ScanPrefix(SagaPrefix(id), [&](std::string_view, std::string_view value) {
+        auto event = runtime::DecodeStored<core::SagaEvent>(std::string(value));
+        state = core::Apply(definition_, std::move(state), *event);
+        events.push_back(EventToJson(*event));
+        return true;
+      });
+      if (events.empty()) return HttpResponse::Error(404, "no saga " + req.captures[0]);
+      return HttpResponse::Json(StateToJson(state, events));
+    });
+    http.Route("GET", "/sagas", [this](const HttpRequest& req) {
+      const auto wanted = req.Query("state");
+      if (!wanted.empty() && wanted != "running" && wanted != "compensating" && wanted != "ended") {
+        throw HttpError{400, "state must be running, compensating or ended"};
+      }
+      int64_t limit = 100;
+      try {
+        limit = std::stoll(req.Query("limit", "100"));
+      } catch (...) {
+        throw HttpError{400, "limit must be a number from 1 to 10000"};
+      }
+      if (limit < 1 || limit > 10000) throw HttpError{400, "limit must be from 1 to 10000"};
+      json sagas = json::array();
+      std::map<std::string, int64_t> counts;
+      std::lock_guard lock(summary_mu_);
+      for (const auto& [id, s] : summary_) {
+        const std::string phase(core::ToString(s.phase));
+        ++counts[phase];
+        if ((wanted.empty() || wanted == phase) && static_cast<int64_t>(sagas.size()) < limit) {
+          sagas.push_back({{"saga_id", id}, {"state", phase}, {"status", core::ToString(s.status)}});
+        }
+      }
+      return HttpResponse::Json({{"sagas", sagas}, {"counts", counts}});
+    });
+  }
+
+ private:
+  // The saga's state as this iteration sees it; loaded into dirty_ on first touch.
+  SagaState& Working(core::OrderId id) {
+    if (auto it = dirty_.find(id); it != dirty_.end()) return it->second;
+    SagaState state;
+    if (auto it = active_.find(id); it != active_.end()) {
+      state = it->second;
+    } else {
+      // Ended (or unknown) sagas are not kept in memory: fold their events.
+      const auto prefix = SagaPrefix(id);
+      store().ScanPrefix(prefix, [&](std::string_view, std::string_view value) {
+        auto event = runtime::DecodeStored<core::SagaEvent>(std::string(value));
+        state = core::Apply(definition_, std::move(state), *event);
+        return true;
+      });
+      // Events staged in this iteration but not yet committed are in dirty_ already.
+    }
+    return dirty_[id] = std::move(state);
+  }
+
+  void Handle(core::TxContext& tx, core::OrderId id, const core::SagaInput& input, const std::string& causation,
+              core::TimeMs now) {
+    const SagaState& before = Working(id);
+    const auto decision = core::Decide(definition_, before, input, now);
+    if (decision.empty()) {
+      metrics().Add("ignored_inputs_total");
+      log().debug("saga={} input changed nothing (duplicate or stale)", id);
+      return;
+    }
+    for (const auto& event : decision.events) {
+      core::Message m{NewMessageId("event", id), id, causation, now, 1, event};
+      EmitChangelog(tx, events_, core::SagaKey(id), m);
+      log().info("saga={} {}", id, Describe(event));
+      Count(event);
+    }
+    for (const auto& command : decision.commands) {
+      core::Message m{NewMessageId("command", id), id, causation, now, 1, command};
+      Emit(tx, topics().CommandTopic(command.step), core::SagaKey(id), m);
+    }
+    if (decision.final_status) {
+      core::Message m{NewMessageId("status", id), id, causation, now, 1, *decision.final_status};
+      Emit(tx, topics().status, core::SagaKey(id), m);
+    }
+  }
+
+  void Count(const core::SagaEvent& event) {
+    if (std::holds_alternative<core::SagaStarted>(event.body)) metrics().Add("sagas_started_total");
+    if (const auto* ended = std::get_if<core::SagaEnded>(&event.body)) {
+      metrics().Add("sagas_ended_total", 1, "status=\"" + std::string(core::ToString(ended->status)) + "\"");
+    }
+    if (std::holds_alternative<core::StepTimedOut>(event.body)) metrics().Add("step_timeouts_total");
+    if (const auto* requested = std::get_if<core::StepRequested>(&event.body)) {
+      if (requested->attempt > 1) metrics().Add("step_retries_total");
+      if (definition_.Find(requested->step) == nullptr) metrics().Add("compensations_total");
+    }
+  }
+
+  json StateToJson(const SagaState& s, const json& events) const {
+    json pending = nullptr;
+    if (s.pending) {
+      pending = {{"step", core::ToString(s.pending->step)},
+                 {"attempt", s.pending->attempt},
+                 {"deadline", runtime::FormatTime(s.pending->deadline_ms)}};
+    }
+    json history = json::array();
+    for (const auto& h : s.history) history.push_back(runtime::StepRecordToJson(h));
+    return {{"saga_id", s.order_id},
+            {"state", core::ToString(s.phase)},
+            {"status", static_cast<int>(s.status)},
+            {"status_text", core::ToString(s.status)},
+            {"detail", s.detail},
+            {"pending", pending},
+            {"order", runtime::OrderToJson(s.order)},
+            {"steps", history},
+            {"events", events},
+            {"started_at", runtime::FormatTime(s.started_at_ms)},
+            {"ended_at", s.ended_at_ms == 0 ? json(nullptr) : json(runtime::FormatTime(s.ended_at_ms))}};
+  }
+
+  const core::SagaDefinition definition_;
+  const runtime::Changelog events_;
+  std::unordered_map<core::OrderId, SagaState> active_;
+  std::unordered_map<core::OrderId, SagaState> dirty_;
+  std::mutex summary_mu_;
+  std::map<core::OrderId, Summary> summary_;
+};
+
+}  // namespace
+
+std::unique_ptr<runtime::Service> MakeOrchestrator(runtime::ServiceOptions options, OrchestratorOptions orchestrator) {
+  return std::make_unique<OrchestratorService>(std::move(options), orchestrator);
+}
+
+}  // namespace sagaflow::orchestrator

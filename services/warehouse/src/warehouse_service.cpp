@@ -1,1 +1,232 @@
-// placeholder
+#include "sagaflow/warehouse/warehouse_service.hpp"
+
+#include <future>
+
+namespace sagaflow::warehouse {
+namespace {
+
+using core::ReservationState;
+using nlohmann::json;
+using runtime::HttpError;
+using runtime::HttpRequest;
+using runtime::HttpResponse;
+
+constexpr auto kRestockTimeout = std::chrono::seconds(10);
+
+struct Restock {
+  std::vector<std::pair<core::ItemId, int64_t>> items;
+};
+
+json StockToJson(const core::StockLevel& s) {
+  return {{"item_id", s.item_id}, {"available", s.available}, {"reserved", s.reserved}};
+}
+
+class WarehouseService final : public runtime::Participant {
+ public:
+  WarehouseService(runtime::ServiceOptions options, WarehouseOptions warehouse)
+      : Participant("warehouse", core::Service::kWarehouse, std::move(options), warehouse.participant),
+        default_stock_(warehouse.default_stock),
+        stock_{topics().warehouse_stock, "stock"},
+        reservations_{topics().warehouse_reservations, "reservation"} {}
+
+ protected:
+  std::vector<std::string> InputTopics() const override {
+    return {topics().warehouse_reserve, topics().warehouse_cancel};
+  }
+  std::vector<runtime::Changelog> Changelogs() const override { return {stock_, reservations_}; }
+  bool Handles(core::Step step) const override {
+    return step == core::Step::kReserveStock || step == core::Step::kReleaseStock;
+  }
+  bool MayFail(core::Step step) const override { return step == core::Step::kReserveStock; }
+
+  std::optional<core::StepReply> Recorded(const core::StepCommand& command) override {
+    auto r = Reservation(command.order.order_id);
+    if (!r) return std::nullopt;
+    if (command.step == core::Step::kReserveStock) {
+      if (r->state == ReservationState::kReleased && r->released_without_reserve) {
+        return core::StepReply{command.step, command.attempt, false,
+                               "order " + std::to_string(r->order_id) + " was cancelled before stock was reserved"};
+      }
+      return core::StepReply{command.step, command.attempt, r->reply_ok, r->detail};
+    }
+    // Release: answered once the reservation is released (or was never made).
+    if (r->state == ReservationState::kReleased) return core::StepReply{command.step, command.attempt, true, r->detail};
+    return std::nullopt;
+  }
+
+  core::StepReply Execute(core::TxContext& tx, const core::StepCommand& command, bool fail_on_purpose) override {
+    return command.step == core::Step::kReserveStock ? Reserve(tx, command, fail_on_purpose) : Release(tx, command);
+  }
+
+  void AddParticipantRoutes(runtime::HttpServer& http) override {
+    http.Route("GET", "/stock", [this](const HttpRequest&) {
+      json items = json::array();
+      store().ScanPrefix("stock/", [&](std::string_view, std::string_view value) {
+        items.push_back(StockToJson(*runtime::DecodeStored<core::StockLevel>(std::string(value))));
+        return true;
+      });
+      return HttpResponse::Json({{"items", items}, {"default_stock", default_stock_}});
+    });
+    http.Route("POST", "/stock", [this](const HttpRequest& req) { return PostStock(req); });
+    http.Route("GET", R"(/reservations/(\d+))", [this](const HttpRequest& req) {
+      auto r = runtime::DecodeStored<core::Reservation>(store().Get("reservation/" + req.captures[0]));
+      if (!r) return HttpResponse::Error(404, "no reservation for order " + req.captures[0]);
+      json items = json::array();
+      for (const auto& i : r->items) items.push_back({{"item_id", i.item_id}, {"quantity", i.quantity}});
+      static const char* kStates[] = {"unknown", "reserved", "rejected", "released"};
+      return HttpResponse::Json({{"order_id", r->order_id},
+                                 {"state", kStates[static_cast<int>(r->state)]},
+                                 {"items", items},
+                                 {"detail", r->detail}});
+    });
+  }
+
+  void OnIdle(core::TxContext& tx) override {
+    Participant::OnIdle(tx);
+    for (auto& item : restocks_.Drain()) {
+      std::vector<core::StockLevel> levels;
+      for (const auto& [id, quantity] : item.request.items) {
+        auto level = Stock(id);
+        level.available += quantity;
+        PutStock(tx, level);
+        levels.push_back(level);
+        log().info("restocked item {} by {}: {} available", id, quantity, level.available);
+      }
+      in_flight_.push_back({std::move(item), std::move(levels)});
+    }
+  }
+
+  void OnCommittedHook() override {
+    for (auto& [item, levels] : in_flight_) item.promise->set_value(std::move(levels));
+    in_flight_.clear();
+  }
+
+  void OnAbortedHook() override {
+    Participant::OnAbortedHook();
+    std::vector<runtime::LocalQueue<Restock, std::vector<core::StockLevel>>::Item> again;
+    for (auto& [item, levels] : in_flight_) again.push_back(std::move(item));
+    in_flight_.clear();
+    restocks_.Requeue(std::move(again));
+  }
+
+ private:
+  core::StepReply Reserve(core::TxContext& tx, const core::StepCommand& command, bool fail_on_purpose) {
+    const auto& order = command.order;
+    core::Reservation r{order.order_id, ReservationState::kRejected, order.items, false, "", core::NowMs(), false};
+    if (fail_on_purpose) {
+      r.detail = "warehouse refused the reservation (failure injected: mistakes=" + std::to_string(mistakes()) + "%)";
+    } else {
+      // Sum per item first: an order may list the same item twice.
+      std::map<core::ItemId, int64_t> wanted;
+      for (const auto& i : order.items) wanted[i.item_id] += i.quantity;
+      std::vector<core::StockLevel> levels;
+      for (const auto& [id, quantity] : wanted) {
+        auto level = Stock(id);
+        if (level.available < quantity) {
+          r.detail = "not enough stock for item " + std::to_string(id) + ": requested " + std::to_string(quantity) +
+                     ", available " + std::to_string(level.available);
+          break;
+        }
+        level.available -= quantity;
+        level.reserved += quantity;
+        levels.push_back(level);
+      }
+      if (r.detail.empty()) {
+        for (const auto& level : levels) PutStock(tx, level);
+        r.state = ReservationState::kReserved;
+        r.reply_ok = true;
+        r.detail = "reserved " + std::to_string(wanted.size()) + " item(s)";
+      }
+    }
+    PutReservation(tx, r);
+    return {command.step, command.attempt, r.reply_ok, r.detail};
+  }
+
+  core::StepReply Release(core::TxContext& tx, const core::StepCommand& command) {
+    auto r = Reservation(command.order.order_id);
+    if (!r) {
+      // The release overtook the reservation (it timed out): record it so a
+      // late reserve command is refused instead of reserving for a dead saga.
+      core::Reservation tomb{command.order.order_id, ReservationState::kReleased, {}, false,
+                             "released before any reservation was made", core::NowMs(), true};
+      PutReservation(tx, tomb);
+      return {command.step, command.attempt, true, tomb.detail};
+    }
+    if (r->state == ReservationState::kReserved) {
+      std::map<core::ItemId, int64_t> held;
+      for (const auto& i : r->items) held[i.item_id] += i.quantity;
+      for (const auto& [id, quantity] : held) {
+        auto level = Stock(id);
+        level.available += quantity;
+        level.reserved -= quantity;
+        SAGAFLOW_CHECK(level.reserved >= 0, "reserved stock of item " + std::to_string(id) + " would go negative");
+        PutStock(tx, level);
+      }
+      r->detail = "reservation released";
+    } else {
+      r->detail = "nothing was reserved";
+    }
+    r->state = ReservationState::kReleased;
+    r->at_ms = core::NowMs();
+    PutReservation(tx, *r);
+    return {command.step, command.attempt, true, r->detail};
+  }
+
+  HttpResponse PostStock(const HttpRequest& req) {
+    auto body = runtime::ParseJsonBody(req);
+    json list = body.contains("items") ? body["items"] : json::array({body});
+    if (!list.is_array() || list.empty()) throw HttpError{400, "\"items\" must be a non-empty array"};
+    Restock restock;
+    for (const auto& i : list) {
+      if (!i.is_object() || !i.contains("item_id") || !i["item_id"].is_number_integer() || !i.contains("quantity") ||
+          !i["quantity"].is_number_integer()) {
+        throw HttpError{400, "each item needs integer \"item_id\" and \"quantity\", e.g. {\"item_id\":10,\"quantity\":100}"};
+      }
+      const auto id = i["item_id"].get<int64_t>();
+      const auto quantity = i["quantity"].get<int64_t>();
+      if (id < 0 || quantity < 1 || quantity > 1'000'000'000'000) {
+        throw HttpError{400, "item_id must be >= 0 and quantity from 1 to 10^12"};
+      }
+      restock.items.emplace_back(id, quantity);
+    }
+    auto future = restocks_.Push(std::move(restock));
+    if (future.wait_for(kRestockTimeout) != std::future_status::ready) {
+      return HttpResponse::Error(503, "the restock was not recorded within 10 s: Kafka is unavailable; retry later");
+    }
+    json items = json::array();
+    for (const auto& level : future.get()) items.push_back(StockToJson(level));
+    return HttpResponse::Json({{"items", items}});
+  }
+
+  core::StockLevel Stock(core::ItemId id) const {
+    auto level = runtime::DecodeStored<core::StockLevel>(Get("stock/" + std::to_string(id)));
+    return level ? *level : core::StockLevel{id, default_stock_, 0};
+  }
+  std::optional<core::Reservation> Reservation(core::OrderId id) const {
+    return runtime::DecodeStored<core::Reservation>(Get("reservation/" + std::to_string(id)));
+  }
+  void PutStock(core::TxContext& tx, const core::StockLevel& level) {
+    core::Message m{NewMessageId("stock", 0), 0, "", core::NowMs(), 1, level};
+    EmitChangelog(tx, stock_, std::to_string(level.item_id), m);
+  }
+  void PutReservation(core::TxContext& tx, const core::Reservation& r) {
+    core::Message m{NewMessageId("reservation", r.order_id), r.order_id, "", core::NowMs(), 1, r};
+    EmitChangelog(tx, reservations_, core::SagaKey(r.order_id), m);
+  }
+
+  const int64_t default_stock_;
+  const runtime::Changelog stock_;
+  const runtime::Changelog reservations_;
+  runtime::LocalQueue<Restock, std::vector<core::StockLevel>> restocks_;
+  std::vector<std::pair<runtime::LocalQueue<Restock, std::vector<core::StockLevel>>::Item,
+                        std::vector<core::StockLevel>>>
+      in_flight_;
+};
+
+}  // namespace
+
+std::unique_ptr<runtime::Participant> MakeWarehouse(runtime::ServiceOptions options, WarehouseOptions warehouse) {
+  return std::make_unique<WarehouseService>(std::move(options), warehouse);
+}
+
+}  // namespace sagaflow::warehouse

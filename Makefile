@@ -1,0 +1,59 @@
+# sagaflow developer entry points. Every target can be run repeatedly; the
+# scripts in deployment/ skip work that is already done.
+#
+# Runtime state (broker, logs, pid files, service data) lives under var/, or
+# under $SAGAFLOW_VAR if set. The build tree is build/.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+BUILD_DIR := build
+BUILD_TYPE := RelWithDebInfo
+
+.PHONY: help deps configure build kafka-fetch test test-unit up up-detached down check clean
+
+help: ## list the targets
+	@echo "Usage: make TARGET"
+	@echo
+	@awk -F':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@echo
+	@echo "Scripts behind the targets (each has --help): deployment/install-deps,"
+	@echo "deployment/up, deployment/down, deployment/check.sh, deployment/kafka/broker."
+	@echo "To also delete runtime data: deployment/down --purge"
+
+deps: ## install the Debian packages needed to build, run and test
+	deployment/install-deps
+
+configure: deps
+	@if [[ ! -f $(BUILD_DIR)/CMakeCache.txt ]]; then \
+	  echo "cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)"; \
+	  cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE); \
+	fi
+
+build: configure ## configure (first time) and build everything, tests included
+	cmake --build $(BUILD_DIR)
+
+kafka-fetch: deps
+	deployment/kafka/fetch
+
+test: build kafka-fetch ## run unit and integration tests (the tests start and stop Kafka themselves)
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -L 'unit|integration' --no-tests=error
+
+test-unit: build ## run the unit tests only (no broker)
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -L unit
+
+up: ## build and start broker + services, follow the logs; Ctrl+C stops all
+	deployment/up
+
+up-detached: ## like up, but return once every service is healthy
+	deployment/up --detach
+
+down: ## stop the services and the broker
+	deployment/down
+
+check: ## end-to-end saga scenarios against the running system
+	deployment/check.sh
+
+clean: ## delete the build tree (runtime data: deployment/down --purge)
+	rm -rf $(BUILD_DIR)

@@ -1,0 +1,28 @@
+#pragma once
+/// The orchestrator: drives every order saga with the event-sourced aggregate
+/// of core/saga_aggregate.hpp. Each input (OrderPlaced, a participant's reply,
+/// a deadline passing) goes through Decide; the resulting events are appended
+/// to orders.saga.events and the commands / final status sent, all in one
+/// Kafka transaction with the input offsets.
+///
+/// State (RocksDB, a fold of orders.saga.events):
+///   ev/<saga id, 20 digits>/<version, 10 digits>  one SagaEvent envelope each
+/// At start the events after the stored offset are replayed from Kafka, then
+/// every saga is rebuilt with Apply; sagas not ended carry on, their deadlines
+/// included (deadlines are part of the events).
+/// REST: GET /sagas/{id} (state and event history), GET /sagas?state=&limit=.
+
+#include <memory>
+
+#include "sagaflow/core/saga_definition.hpp"
+#include "sagaflow/runtime/service.hpp"
+
+namespace sagaflow::orchestrator {
+
+struct OrchestratorOptions {
+  core::OrderSagaTimings timings;
+};
+
+std::unique_ptr<runtime::Service> MakeOrchestrator(runtime::ServiceOptions options, OrchestratorOptions orchestrator);
+
+}  // namespace sagaflow::orchestrator

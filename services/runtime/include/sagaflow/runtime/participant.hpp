@@ -1,0 +1,74 @@
+#pragma once
+/// The part every saga participant (warehouse, payment, notification) shares:
+///  - it answers each StepCommand with exactly one StepReply, OK or NOT OK;
+///  - a repeated command (same order id and step, any attempt) gets the reply
+///    recorded the first time and changes nothing;
+///  - failure injection: `mistakes` percent of new commands fail on purpose
+///    (compensations never do: they must succeed);
+///  - a simulated processing delay per command, drawn from [min, max] ms,
+///    during which other commands go on being processed;
+///  - POST /set {"mistakes": N, "delay_ms": [min, max]} and GET /set.
+/// Subclasses say how to find a recorded reply and how to execute a command.
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <random>
+
+#include "sagaflow/runtime/service.hpp"
+
+namespace sagaflow::runtime {
+
+struct ParticipantOptions {
+  int mistakes = 0;     // percent, 0..100
+  int delay_min_ms = 0;
+  int delay_max_ms = 0;
+};
+
+/// See the file comment.
+class Participant : public Service {
+ public:
+  Participant(std::string name, core::Service role, ServiceOptions options, ParticipantOptions participant);
+
+  int mistakes() const { return mistakes_.load(); }
+  void set_mistakes(int percent) { mistakes_.store(percent); }
+
+ protected:
+  /// The reply already given to this (order, step), if any (read with Get()).
+  virtual std::optional<core::StepReply> Recorded(const core::StepCommand& command) = 0;
+  /// Executes a new command: stage its effects with EmitChangelog and return
+  /// the reply. `fail_on_purpose` is the failure-injection verdict (always
+  /// false for compensations).
+  virtual core::StepReply Execute(core::TxContext& tx, const core::StepCommand& command, bool fail_on_purpose) = 0;
+  /// The steps this participant executes.
+  virtual bool Handles(core::Step step) const = 0;
+  /// Whether failure injection applies to `step` (not to compensations).
+  virtual bool MayFail(core::Step step) const = 0;
+  /// Subclass routes besides /set.
+  virtual void AddParticipantRoutes(HttpServer& http) = 0;
+
+  // Service
+  void AddRoutes(HttpServer& http) final;
+  void OnRecords(std::span<const kafka::Record> records, core::TxContext& tx) override;
+  void OnIdle(core::TxContext& tx) override;
+  void OnAbortedHook() override;
+  std::chrono::milliseconds IdleInterval() const override;
+
+ private:
+  struct Pending {
+    kafka::Record record;
+    core::Message message;
+  };
+  void Process(core::TxContext& tx, const kafka::Record& record, const core::Message& message);
+  int64_t DrawDelayMs();
+
+  core::Service role_;
+  std::atomic<int> mistakes_;
+  std::atomic<int> delay_min_ms_;
+  std::atomic<int> delay_max_ms_;
+  std::mt19937_64 rng_{std::random_device{}()};
+  std::multimap<int64_t, Pending> waiting_;  // by the time it is due, ms since epoch
+};
+
+}  // namespace sagaflow::runtime

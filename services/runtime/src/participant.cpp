@@ -1,0 +1,151 @@
+#include "sagaflow/runtime/participant.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace sagaflow::runtime {
+
+Participant::Participant(std::string name, core::Service role, ServiceOptions options,
+                         ParticipantOptions participant)
+    : Service(std::move(name), std::move(options)),
+      role_(role),
+      mistakes_(participant.mistakes),
+      delay_min_ms_(participant.delay_min_ms),
+      delay_max_ms_(participant.delay_max_ms) {
+  metrics().Describe("commands_total", "Commands answered, by step and result");
+  metrics().Describe("duplicate_commands_total", "Commands answered from the recorded reply");
+}
+
+void Participant::AddRoutes(HttpServer& http) {
+  auto settings = [this] {
+    return nlohmann::json{{"mistakes", mistakes_.load()},
+                          {"delay_ms", nlohmann::json::array({delay_min_ms_.load(), delay_max_ms_.load()})}};
+  };
+  http.Route("GET", "/set", [settings](const HttpRequest&) { return HttpResponse::Json(settings()); });
+  http.Route("POST", "/set", [this, settings](const HttpRequest& req) {
+    auto body = ParseJsonBody(req);
+    if (!body.contains("mistakes") && !body.contains("delay_ms")) {
+      throw HttpError{400, "expected \"mistakes\" (0..100) and/or \"delay_ms\" ([min, max] or a number)"};
+    }
+    std::optional<int> mistakes;
+    if (body.contains("mistakes")) {
+      const auto& m = body["mistakes"];
+      if (!m.is_number_integer()) throw HttpError{400, "\"mistakes\" must be an integer from 0 to 100"};
+      const auto v = m.get<int64_t>();
+      if (v < 0 || v > 100) throw HttpError{400, "\"mistakes\" must be from 0 to 100, got " + std::to_string(v)};
+      mistakes = static_cast<int>(v);
+    }
+    std::optional<std::pair<int, int>> delay;
+    if (body.contains("delay_ms")) {
+      const auto& d = body["delay_ms"];
+      int64_t lo = 0, hi = 0;
+      if (d.is_number_integer()) {
+        lo = hi = d.get<int64_t>();
+      } else if (d.is_array() && d.size() == 2 && d[0].is_number_integer() && d[1].is_number_integer()) {
+        lo = d[0].get<int64_t>();
+        hi = d[1].get<int64_t>();
+      } else {
+        throw HttpError{400, "\"delay_ms\" must be an integer or [min, max] integers"};
+      }
+      if (lo < 0 || hi < lo || hi > 600'000) {
+        throw HttpError{400, "\"delay_ms\" needs 0 <= min <= max <= 600000"};
+      }
+      delay = {static_cast<int>(lo), static_cast<int>(hi)};
+    }
+    if (mistakes) mistakes_.store(*mistakes);
+    if (delay) {
+      delay_min_ms_.store(delay->first);
+      delay_max_ms_.store(delay->second);
+    }
+    log().info("settings changed: mistakes={}% delay_ms=[{}, {}]", mistakes_.load(), delay_min_ms_.load(),
+               delay_max_ms_.load());
+    return HttpResponse::Json(settings());
+  });
+  AddParticipantRoutes(http);
+}
+
+int64_t Participant::DrawDelayMs() {
+  const int lo = delay_min_ms_.load();
+  const int hi = delay_max_ms_.load();
+  if (hi <= 0) return 0;
+  return std::uniform_int_distribution<int64_t>(lo, std::max(lo, hi))(rng_);
+}
+
+std::chrono::milliseconds Participant::IdleInterval() const {
+  // Wake up in time for the next delayed command.
+  if (waiting_.empty()) return std::chrono::milliseconds(50);
+  const auto wait = waiting_.begin()->first - core::NowMs();
+  return std::chrono::milliseconds(std::clamp<int64_t>(wait, 0, 50));
+}
+
+void Participant::OnRecords(std::span<const kafka::Record> records, core::TxContext& tx) {
+  for (const auto& record : records) {
+    auto message = DecodeOrDeadLetter(tx, record);
+    if (!message) continue;
+    const auto* command = std::get_if<core::StepCommand>(&message->payload);
+    if (command == nullptr) {
+      DeadLetter(tx, record, "expected a StepCommand, got " + std::string(core::PayloadName(message->payload)));
+      continue;
+    }
+    if (!Handles(command->step)) {
+      DeadLetter(tx, record, std::string(core::ToString(role_)) + " does not execute step " +
+                                 std::string(core::ToString(command->step)));
+      continue;
+    }
+    const int64_t delay = DrawDelayMs();
+    if (delay > 0) {
+      tx.Defer(record);
+      waiting_.emplace(core::NowMs() + delay, Pending{record, std::move(*message)});
+    } else {
+      Process(tx, record, *message);
+    }
+  }
+}
+
+void Participant::OnIdle(core::TxContext& tx) {
+  const auto now = core::NowMs();
+  while (!waiting_.empty() && waiting_.begin()->first <= now) {
+    auto node = waiting_.extract(waiting_.begin());
+    Process(tx, node.mapped().record, node.mapped().message);
+    tx.Complete(node.mapped().record.topic, node.mapped().record.partition, node.mapped().record.offset);
+  }
+}
+
+void Participant::OnAbortedHook() {
+  // The consumer rewinds to the committed offsets: every waiting command comes again.
+  waiting_.clear();
+}
+
+void Participant::Process(core::TxContext& tx, const kafka::Record& record, const core::Message& message) {
+  const auto& command = std::get<core::StepCommand>(message.payload);
+  const auto saga = message.saga_id;
+  core::StepReply reply;
+  if (auto recorded = Recorded(command)) {
+    reply = *recorded;
+    reply.attempt = command.attempt;
+    metrics().Add("duplicate_commands_total");
+    log().info("saga={} {} attempt {}: already answered {}, repeating the reply", saga,
+               core::ToString(command.step), command.attempt, reply.ok ? "OK" : "NOT OK");
+  } else {
+    bool fail = false;
+    if (MayFail(command.step)) {
+      fail = std::uniform_int_distribution<int>(1, 100)(rng_) <= mistakes_.load();
+    }
+    reply = Execute(tx, command, fail);
+    reply.step = command.step;
+    reply.attempt = command.attempt;
+    log().info("saga={} {} attempt {}: {}{}{}", saga, core::ToString(command.step), command.attempt,
+               reply.ok ? "OK" : "NOT OK", reply.detail.empty() ? "" : ": ", reply.detail);
+  }
+  metrics().Add("commands_total", 1,
+                "step=\"" + std::string(core::ToString(command.step)) + "\",result=\"" +
+                    (reply.ok ? "ok" : "not_ok") + "\"");
+  core::Message out;
+  out.message_id = NewMessageId("reply", saga);
+  out.saga_id = saga;
+  out.causation_id = message.message_id;
+  out.produced_at_ms = core::NowMs();
+  out.payload = reply;
+  Emit(tx, topics().ReplyTopic(role_), record.key, out);
+}
+
+}  // namespace sagaflow::runtime
