@@ -145,9 +145,14 @@ struct PayloadWriter {
   }
   flatbuffers::Offset<void> operator()(const DeadLetter& m) {
     type = w::Payload::DeadLetter;
-    std::vector<uint8_t> original(m.original.begin(), m.original.end());
-    return w::CreateDeadLetterDirect(b, m.reason.c_str(), m.source_topic.c_str(), m.source_partition,
-                                     m.source_offset, m.source_key.c_str(), &original, m.service.c_str())
+    // Sized strings, not c_str(): the source key is copied from an arbitrary
+    // record and may hold NUL bytes.
+    auto reason = b.CreateString(m.reason);
+    auto topic = b.CreateString(m.source_topic);
+    auto key = b.CreateString(m.source_key);
+    auto original = b.CreateVector(reinterpret_cast<const uint8_t*>(m.original.data()), m.original.size());
+    auto service = b.CreateString(m.service);
+    return w::CreateDeadLetter(b, reason, topic, m.source_partition, m.source_offset, key, original, service)
         .Union();
   }
 };
@@ -190,6 +195,11 @@ std::vector<StepRecord> ReadSteps(const flatbuffers::Vector<flatbuffers::Offset<
 }
 
 SagaEventBody ReadSagaEventBody(const w::SagaEvent* e) {
+  // The verifier accepts a union whose type is set but whose table is absent.
+  if (e->body() == nullptr) {
+    throw DecodeError{e->body_type() == w::SagaEventBody::NONE ? "SagaEvent has no body"
+                                                                : "SagaEvent body is missing its table"};
+  }
   switch (e->body_type()) {
     case w::SagaEventBody::SagaStarted:
       return SagaStarted{ReadOrder(e->body_as_SagaStarted()->order(), "SagaStarted")};
