@@ -143,6 +143,30 @@ struct PayloadWriter {
                                 m.finished_at_ms, key)
         .Union();
   }
+  flatbuffers::Offset<void> operator()(const SagaState& m) {
+    type = w::Payload::SagaState;
+    auto order = WriteOrder(b, m.order);
+    flatbuffers::Offset<w::PendingRequest> pending = 0;
+    if (m.pending) {
+      pending = w::CreatePendingRequest(b, static_cast<w::Step>(m.pending->step), m.pending->attempt,
+                                        m.pending->deadline_ms);
+    }
+    auto steps = [&](const std::vector<Step>& in) {
+      std::vector<int8_t> raw;
+      for (auto s : in) raw.push_back(static_cast<int8_t>(s));
+      return b.CreateVector(reinterpret_cast<const w::Step*>(raw.data()), raw.size());
+    };
+    auto succeeded = steps(m.succeeded);
+    auto to_compensate = steps(m.to_compensate);
+    auto failure = b.CreateString(m.failure);
+    auto notes = b.CreateVectorOfStrings(m.notes);
+    auto history = WriteSteps(b, m.history);
+    auto detail = b.CreateString(m.detail);
+    return w::CreateSagaState(b, m.order_id, order, static_cast<int8_t>(m.phase), pending, succeeded, to_compensate,
+                              failure, notes, history, static_cast<w::OrderStatus>(m.status), detail,
+                              m.started_at_ms, m.ended_at_ms, m.version)
+        .Union();
+  }
   flatbuffers::Offset<void> operator()(const DeadLetter& m) {
     type = w::Payload::DeadLetter;
     // Sized strings, not c_str(): the source key is copied from an arbitrary
@@ -298,6 +322,37 @@ Payload ReadPayload(const w::Envelope* env) {
       if (m->original() != nullptr) out.original.assign(m->original()->begin(), m->original()->end());
       return out;
     }
+    case w::Payload::SagaState: {
+      const auto* m = env->payload_as_SagaState();
+      SagaState out;
+      out.order_id = m->order_id();
+      out.order = ReadOrder(m->order(), "SagaState");
+      out.phase = static_cast<SagaPhase>(CheckedEnum(m->phase(), 3, "saga phase"));
+      if (m->pending() != nullptr) {
+        out.pending = PendingRequest{ReadStep(m->pending()->step()), m->pending()->attempt(),
+                                     m->pending()->deadline_ms()};
+      }
+      auto steps = [](const flatbuffers::Vector<w::Step>* in) {
+        std::vector<Step> v;
+        if (in != nullptr) {
+          for (auto s : *in) v.push_back(ReadStep(s));
+        }
+        return v;
+      };
+      out.succeeded = steps(m->succeeded());
+      out.to_compensate = steps(m->to_compensate());
+      out.failure = Str(m->failure());
+      if (m->notes() != nullptr) {
+        for (const auto* n : *m->notes()) out.notes.push_back(Str(n));
+      }
+      out.history = ReadSteps(m->history());
+      out.status = ReadStatus(m->status());
+      out.detail = Str(m->detail());
+      out.started_at_ms = m->started_at_ms();
+      out.ended_at_ms = m->ended_at_ms();
+      out.version = m->version();
+      return out;
+    }
     default:
       break;
   }
@@ -347,7 +402,7 @@ Result<Message> Decode(std::string_view bytes) {
 std::string_view PayloadName(const Payload& payload) {
   static constexpr std::string_view kNames[] = {"OrderPlaced", "StepCommand", "StepReply",    "FinalStatus",
                                                 "SagaEvent",   "StockLevel",  "Reservation",  "Payment",
-                                                "Notification", "OrderRecord", "DeadLetter"};
+                                                "Notification", "OrderRecord", "DeadLetter",  "SagaState"};
   static_assert(std::size(kNames) == std::variant_size_v<Payload>);
   return kNames[payload.index()];
 }

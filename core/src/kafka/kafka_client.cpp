@@ -435,6 +435,7 @@ Status CreateTopics(const KafkaConfig& config, const std::vector<core::TopicSpec
       // Compact soon after writes so that rebuilding from a changelog reads little more than the live keys.
       rd_kafka_NewTopic_set_config(nt, "min.cleanable.dirty.ratio", "0.1");
       rd_kafka_NewTopic_set_config(nt, "segment.ms", "600000");
+      rd_kafka_NewTopic_set_config(nt, "segment.bytes", "16777216");
     }
     new_topics.push_back(nt);
   }
@@ -474,9 +475,14 @@ Status CreateTopics(const KafkaConfig& config, const std::vector<core::TopicSpec
   return status;
 }
 
-core::Result<OffsetMap> ReadToEnd(const KafkaConfig& config, const std::string& topic, const OffsetMap& start,
-                                  const std::function<void(const Record&)>& fn,
-                                  const std::function<void(int64_t)>& progress) {
+namespace {
+
+struct Watermarks {
+  int64_t low = 0;
+  int64_t high = 0;
+};
+
+core::Result<std::unique_ptr<RdKafka::KafkaConsumer>> MakeReader(const KafkaConfig& config) {
   // A group id is required by the KafkaConsumer API; nothing is ever committed with it.
   auto conf = MakeConf(config, {{"group.id", "sagaflow-reader"},
                                 {"enable.auto.commit", "false"},
@@ -488,10 +494,16 @@ core::Result<OffsetMap> ReadToEnd(const KafkaConfig& config, const std::string& 
   std::string err;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf.value().get(), err));
   if (!consumer) return Error{Errc::kInvalidArgument, "cannot create Kafka reader: " + err};
+  return consumer;
+}
 
-  std::unique_ptr<RdKafka::Topic> t(RdKafka::Topic::create(consumer.get(), topic, nullptr, err));
+// The low and high watermark of every partition of `topic`.
+core::Result<std::map<int32_t, Watermarks>> TopicWatermarks(RdKafka::KafkaConsumer& consumer,
+                                                             const std::string& topic) {
+  std::string err;
+  std::unique_ptr<RdKafka::Topic> t(RdKafka::Topic::create(&consumer, topic, nullptr, err));
   RdKafka::Metadata* md_raw = nullptr;
-  auto code = consumer->metadata(false, t.get(), &md_raw, 10000);
+  auto code = consumer.metadata(false, t.get(), &md_raw, 10000);
   std::unique_ptr<RdKafka::Metadata> md(md_raw);
   if (code != RdKafka::ERR_NO_ERROR || md->topics()->empty()) {
     return Error{Errc::kUnavailable, "metadata of " + topic + ": " + RdKafka::err2str(code), true};
@@ -501,29 +513,53 @@ core::Result<OffsetMap> ReadToEnd(const KafkaConfig& config, const std::string& 
     return Error{Errc::kUnavailable, "topic " + topic + ": " + RdKafka::err2str(tm->err()) +
                                          " (create topics with: sagaflow topics create)", true};
   }
+  std::map<int32_t, Watermarks> out;
+  for (const auto* pm : *tm->partitions()) {
+    Watermarks w;
+    code = consumer.query_watermark_offsets(topic, pm->id(), &w.low, &w.high, 10000);
+    if (code != RdKafka::ERR_NO_ERROR) {
+      return Error{Errc::kUnavailable, "watermarks of " + topic + ": " + RdKafka::err2str(code), true};
+    }
+    out[pm->id()] = w;
+  }
+  return out;
+}
+
+}  // namespace
+
+core::Result<OffsetMap> EndOffsets(const KafkaConfig& config, const std::string& topic) {
+  auto consumer = MakeReader(config);
+  if (!consumer.ok()) return consumer.error();
+  auto marks = TopicWatermarks(*consumer.value(), topic);
+  consumer.value()->close();
+  if (!marks.ok()) return marks.error();
+  OffsetMap out;
+  for (const auto& [p, w] : marks.value()) out[{topic, p}] = w.high;
+  return out;
+}
+
+core::Result<OffsetMap> ReadToEnd(const KafkaConfig& config, const std::string& topic, const OffsetMap& start,
+                                  const std::function<void(const Record&)>& fn,
+                                  const std::function<void(int64_t)>& progress) {
+  auto reader = MakeReader(config);
+  if (!reader.ok()) return reader.error();
+  auto& consumer = reader.value();
+  auto marks = TopicWatermarks(*consumer, topic);
+  if (!marks.ok()) return marks.error();
 
   OffsetMap next;
   std::vector<RdKafka::TopicPartition*> assign;
   std::set<int32_t> open;
-  for (const auto* pm : *tm->partitions()) {
-    const int32_t p = pm->id();
-    int64_t low = 0, high = 0;
-    code = consumer->query_watermark_offsets(topic, p, &low, &high, 10000);
-    if (code != RdKafka::ERR_NO_ERROR) {
-      DestroyAll(assign);
-      return Error{Errc::kUnavailable, "watermarks of " + topic + ": " + RdKafka::err2str(code), true};
-    }
+  for (const auto& [p, w] : marks.value()) {
     auto it = start.find({topic, p});
-    int64_t from = it == start.end() ? 0 : it->second;
-    from = std::max(from, low);
-    next[{topic, p}] = std::max(from, it == start.end() ? from : it->second);
-    if (from >= high) continue;
-    auto* tp = RdKafka::TopicPartition::create(topic, p, from);
-    assign.push_back(tp);
+    const int64_t from = std::max(it == start.end() ? int64_t{0} : it->second, w.low);
+    next[{topic, p}] = from;
+    if (from >= w.high) continue;
+    assign.push_back(RdKafka::TopicPartition::create(topic, p, from));
     open.insert(p);
   }
   if (assign.empty()) return next;
-  code = consumer->assign(assign);
+  auto code = consumer->assign(assign);
   DestroyAll(assign);
   if (code != RdKafka::ERR_NO_ERROR) return Error{Errc::kUnavailable, "assign: " + RdKafka::err2str(code), true};
 

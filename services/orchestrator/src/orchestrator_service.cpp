@@ -94,7 +94,8 @@ class OrchestratorService final : public runtime::Service {
   OrchestratorService(runtime::ServiceOptions options, OrchestratorOptions orchestrator)
       : Service("orchestrator", std::move(options)),
         definition_(core::OrderSagaDefinition(orchestrator.timings)),
-        events_{topics().saga_events, "ev"} {
+        events_{topics().saga_events, "ev"},
+        states_{topics().saga_state, "snap"} {
     metrics().Describe("sagas_started_total", "Sagas started");
     metrics().Describe("sagas_ended_total", "Sagas ended, by status");
     metrics().Describe("step_timeouts_total", "Step requests that got no reply before their deadline");
@@ -108,10 +109,28 @@ class OrchestratorService final : public runtime::Service {
   std::vector<std::string> InputTopics() const override {
     return {topics().order, topics().warehouse_status, topics().payment_status, topics().notification_status};
   }
-  std::vector<runtime::Changelog> Changelogs() const override { return {events_}; }
+  // Events first: on a disk that survived, replaying them and then the
+  // snapshots written in the same transactions ends on the same states.
+  std::vector<runtime::Changelog> Changelogs() const override { return {events_, states_}; }
 
-  // Folds one saga event: stores it under the saga's next version and applies it.
-  void ApplyChangelog(const runtime::Changelog&, const kafka::Record& record, eventstore::WriteSet& out) override {
+  // On an empty disk, the snapshots alone rebuild every saga: skip the history.
+  core::Status BeforeCatchUp() override {
+    if (!store().AppliedOffsets().empty()) return core::Status::Ok();
+    auto end = kafka::EndOffsets(kafka_config(), events_.topic);
+    if (!end.ok()) return end.error();
+    log().info("empty data directory: rebuilding sagas from the snapshots in {}, not the event history",
+               states_.topic);
+    return MarkApplied(end.value());
+  }
+
+  // A saga event is stored under the saga's next version and folded into its
+  // working state; a snapshot is stored as the saga's latest state.
+  void ApplyChangelog(const runtime::Changelog& changelog, const kafka::Record& record,
+                      eventstore::WriteSet& out) override {
+    if (changelog.topic == states_.topic) {
+      Service::ApplyChangelog(changelog, record, out);
+      return;
+    }
     auto message = core::Decode(record.value);
     SAGAFLOW_CHECK(message.ok(), "undecodable record in " + record.topic + ": " +
                                      (message.ok() ? std::string() : message.error().message));
@@ -125,29 +144,14 @@ class OrchestratorService final : public runtime::Service {
   core::Status OnCaughtUp() override {
     dirty_.clear();
     std::lock_guard lock(summary_mu_);
-    int64_t events = 0;
-    core::OrderId current = 0;
-    SagaState state;
-    auto finish = [&] {
-      if (current == 0) return;
-      summary_[current] = {state.phase, state.status};
-      if (state.phase != SagaPhase::kEnded) active_[current] = state;
-    };
-    store().ScanPrefix("ev/", [&](std::string_view key, std::string_view value) {
-      const core::OrderId id = std::stoll(std::string(key.substr(3, 20)));
-      if (id != current) {
-        finish();
-        current = id;
-        state = SagaState{};
-      }
-      auto event = runtime::DecodeStored<core::SagaEvent>(std::string(value));
-      state = core::Apply(definition_, std::move(state), *event);
-      ++events;
+    store().ScanPrefix("snap/", [&](std::string_view, std::string_view value) {
+      auto state = runtime::DecodeStored<SagaState>(std::string(value));
+      summary_[state->order_id] = {state->phase, state->status};
+      if (state->phase != SagaPhase::kEnded) active_[state->order_id] = std::move(*state);
       return true;
     });
-    finish();
     metrics().Set("active_sagas", static_cast<double>(active_.size()));
-    log().info("rebuilt {} saga(s) from {} event(s); {} not ended carry on", summary_.size(), events, active_.size());
+    log().info("rebuilt {} saga(s); {} not ended carry on", summary_.size(), active_.size());
     return core::Status::Ok();
   }
 
@@ -202,17 +206,15 @@ class OrchestratorService final : public runtime::Service {
 
   void AddRoutes(runtime::HttpServer& http) override {
     http.Route("GET", R"(/sagas/(\d+))", [this](const HttpRequest& req) {
-      const core::OrderId id = std::stoll(req.captures[0]);
-      SagaState state;
+      auto state = runtime::DecodeStored<SagaState>(store().Get("snap/" + req.captures[0]));
+      if (!state) return HttpResponse::Error(404, "no saga " + req.captures[0]);
+      // After a rebuild from snapshots the events before it are not stored locally.
       json events = json::array();
-      store().ScanPrefix(SagaPrefix(id), [&](std::string_view, std::string_view value) {
-        auto event = runtime::DecodeStored<core::SagaEvent>(std::string(value));
-        state = core::Apply(definition_, std::move(state), *event);
-        events.push_back(EventToJson(*event));
+      store().ScanPrefix(SagaPrefix(state->order_id), [&](std::string_view, std::string_view value) {
+        events.push_back(EventToJson(*runtime::DecodeStored<core::SagaEvent>(std::string(value))));
         return true;
       });
-      if (events.empty()) return HttpResponse::Error(404, "no saga " + req.captures[0]);
-      return HttpResponse::Json(StateToJson(state, events));
+      return HttpResponse::Json(StateToJson(*state, events));
     });
     http.Route("GET", "/sagas", [this](const HttpRequest& req) {
       const auto wanted = req.Query("state");
@@ -247,15 +249,9 @@ class OrchestratorService final : public runtime::Service {
     SagaState state;
     if (auto it = active_.find(id); it != active_.end()) {
       state = it->second;
-    } else {
-      // Ended (or unknown) sagas are not kept in memory: fold their events.
-      const auto prefix = SagaPrefix(id);
-      store().ScanPrefix(prefix, [&](std::string_view, std::string_view value) {
-        auto event = runtime::DecodeStored<core::SagaEvent>(std::string(value));
-        state = core::Apply(definition_, std::move(state), *event);
-        return true;
-      });
-      // Events staged in this iteration but not yet committed are in dirty_ already.
+    } else if (auto stored = runtime::DecodeStored<SagaState>(Get("snap/" + core::SagaKey(id)))) {
+      // Ended sagas are not kept in memory.
+      state = std::move(*stored);
     }
     return dirty_[id] = std::move(state);
   }
@@ -279,6 +275,8 @@ class OrchestratorService final : public runtime::Service {
       core::Message m{NewMessageId("command", id), id, causation, now, 1, command};
       Emit(tx, topics().CommandTopic(command.step), core::SagaKey(id), m);
     }
+    core::Message snapshot{NewMessageId("state", id), id, causation, now, 1, Working(id)};
+    EmitChangelog(tx, states_, core::SagaKey(id), snapshot);
     if (decision.final_status) {
       core::Message m{NewMessageId("status", id), id, causation, now, 1, *decision.final_status};
       Emit(tx, topics().status, core::SagaKey(id), m);
@@ -321,6 +319,7 @@ class OrchestratorService final : public runtime::Service {
 
   const core::SagaDefinition definition_;
   const runtime::Changelog events_;
+  const runtime::Changelog states_;
   std::unordered_map<core::OrderId, SagaState> active_;
   std::unordered_map<core::OrderId, SagaState> dirty_;
   std::mutex summary_mu_;

@@ -52,6 +52,7 @@ core::Status Service::Start() {
   // The producer first: init_transactions aborts whatever a crashed previous
   // instance left open, so the catch-up below reads only committed records.
   if (auto s = processor_->Connect(kConnectTimeout); !s.ok()) return s;
+  if (auto s = BeforeCatchUp(); !s.ok()) return s;
   if (auto s = CatchUp(); !s.ok()) return s;
   if (auto s = OnCaughtUp(); !s.ok()) return s;
 
@@ -111,6 +112,10 @@ core::Status Service::CatchUp() {
     if (applied > 0) log_->info("caught up on {}: {} records applied", changelog.topic, applied);
   }
   return core::Status::Ok();
+}
+
+core::Status Service::MarkApplied(const eventstore::OffsetMap& offsets) {
+  return store_->Commit(eventstore::WriteSet{}, offsets);
 }
 
 void Service::ApplyChangelog(const Changelog& changelog, const kafka::Record& record, eventstore::WriteSet& out) {

@@ -68,6 +68,20 @@ std::vector<Payload> AllPayloads() {
                   "idem-key-1"},
       DeadLetter{"record is not a sagaflow envelope", "orders.service.order", 3, 987'654'321, "4242", binary,
                  "orchestrator"},
+      SagaState{4242,
+                SampleOrder(),
+                SagaPhase::kCompensating,
+                PendingRequest{Step::kReleaseStock, 2, 14'000},
+                {Step::kReserveStock},
+                {Step::kReleaseStock},
+                "charge failed: declined",
+                {"notify failed: mailbox full", "second note"},
+                SampleSteps(),
+                OrderStatus::kProcess,
+                "",
+                1'000,
+                0,
+                7},
   };
 }
 
@@ -382,7 +396,7 @@ TEST(Codec, RejectsSagaEventWithoutBody) {
 }
 
 TEST(Codec, PayloadNameNamesEachAlternative) {
-  static_assert(std::variant_size_v<Payload> == 11, "name every new alternative below");
+  static_assert(std::variant_size_v<Payload> == 12, "name every new alternative below");
   EXPECT_EQ(PayloadName(OrderPlaced{}), "OrderPlaced");
   EXPECT_EQ(PayloadName(StepCommand{}), "StepCommand");
   EXPECT_EQ(PayloadName(StepReply{}), "StepReply");
@@ -394,6 +408,20 @@ TEST(Codec, PayloadNameNamesEachAlternative) {
   EXPECT_EQ(PayloadName(Notification{}), "Notification");
   EXPECT_EQ(PayloadName(OrderRecord{}), "OrderRecord");
   EXPECT_EQ(PayloadName(DeadLetter{}), "DeadLetter");
+  EXPECT_EQ(PayloadName(SagaState{}), "SagaState");
+}
+
+TEST(Codec, RoundTripsASagaStateWithoutPendingRequest) {
+  SagaState state;
+  state.order_id = 7;
+  state.order = SampleOrder();
+  state.phase = SagaPhase::kEnded;
+  state.status = OrderStatus::kOk;
+  state.version = 9;
+  auto out = Decode(Encode(Envelope(state)));
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  EXPECT_EQ(std::get<SagaState>(out->payload), state);
+  EXPECT_FALSE(std::get<SagaState>(out->payload).pending.has_value());
 }
 
 }  // namespace

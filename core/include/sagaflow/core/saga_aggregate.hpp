@@ -36,42 +36,6 @@
 
 namespace sagaflow::core {
 
-enum class SagaPhase : int8_t { kNotStarted = 0, kForward = 1, kCompensating = 2, kEnded = 3 };
-std::string_view ToString(SagaPhase phase);  // "not_started", "running", "compensating", "ended"
-
-/// The request a saga is waiting on (sagas are sequential: at most one).
-struct PendingRequest {
-  Step step = Step::kUnknown;
-  int32_t attempt = 0;
-  TimeMs deadline_ms = 0;
-  bool operator==(const PendingRequest&) const = default;
-};
-
-/// Everything known about one saga; the fold of its events.
-struct SagaState {
-  OrderId order_id = 0;
-  Order order;
-  SagaPhase phase = SagaPhase::kNotStarted;
-  std::optional<PendingRequest> pending;
-  /// Forward steps that succeeded, in order.
-  std::vector<Step> succeeded;
-  /// Compensations still to run, in the order they will run.
-  std::vector<Step> to_compensate;
-  /// Why the saga is compensating (becomes the NOT OK detail).
-  std::string failure;
-  /// Failures that do not fail the saga (kRetriable steps), in order.
-  std::vector<std::string> notes;
-  /// Every reply and timeout, in order (shown by GET /orders/{id}).
-  std::vector<StepRecord> history;
-  OrderStatus status = OrderStatus::kUnknown;  // kProcess while running
-  std::string detail;
-  TimeMs started_at_ms = 0;
-  TimeMs ended_at_ms = 0;
-  /// Number of events applied.
-  int64_t version = 0;
-  bool operator==(const SagaState&) const = default;
-};
-
 /// The deadline clock advanced to `now_ms`.
 struct Tick {
   TimeMs now_ms = 0;

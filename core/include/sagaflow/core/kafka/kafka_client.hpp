@@ -113,6 +113,9 @@ class GroupConsumer {
   virtual void* NativeHandle() = 0;
 };
 
+/// The current end (high watermark) of every partition of `topic`.
+core::Result<OffsetMap> EndOffsets(const KafkaConfig& config, const std::string& topic);
+
 /// Reads every committed record of `topic` from `start` (missing partitions
 /// start at the beginning) up to the end of each partition as of the call,
 /// calling `fn` for each. Returns the next offset of every partition.

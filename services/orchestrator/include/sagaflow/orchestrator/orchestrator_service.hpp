@@ -5,11 +5,14 @@
 /// to orders.saga.events and the commands / final status sent, all in one
 /// Kafka transaction with the input offsets.
 ///
-/// State (RocksDB, a fold of orders.saga.events):
+/// State (RocksDB, a fold of orders.saga.events and orders.saga.state):
 ///   ev/<saga id, 20 digits>/<version, 10 digits>  one SagaEvent envelope each
-/// At start the events after the stored offset are replayed from Kafka, then
-/// every saga is rebuilt with Apply; sagas not ended carry on, their deadlines
-/// included (deadlines are part of the events).
+///   snap/<saga id>                               the saga's latest SagaState
+/// Every transaction that records events for a saga also writes its new state
+/// to the compacted orders.saga.state topic. At start the events and snapshots
+/// after the stored offsets are replayed; with an empty data directory only the
+/// snapshots are read (not the whole history). Sagas not ended carry on, their
+/// deadlines included (deadlines are part of the state and the events).
 /// REST: GET /sagas/{id} (state and event history), GET /sagas?state=&limit=.
 
 #include <memory>

@@ -92,6 +92,8 @@ class Service : public core::ProcessorHandler {
   virtual std::vector<Changelog> Changelogs() const = 0;
   /// Adds the service's own routes (GET / and /metrics exist already).
   virtual void AddRoutes(HttpServer& http) = 0;
+  /// Called before the changelogs are replayed (e.g. to skip one on an empty disk).
+  virtual core::Status BeforeCatchUp() { return core::Status::Ok(); }
   /// Called once after the changelogs were replayed, before consuming.
   virtual core::Status OnCaughtUp() { return core::Status::Ok(); }
   /// Stages the effect of one changelog record. The default stores the raw
@@ -122,6 +124,9 @@ class Service : public core::ProcessorHandler {
   const eventstore::ProjectionStore& store() const { return *store_; }
   const ServiceOptions& options() const { return options_; }
   spdlog::logger& log() const { return *log_; }
+  /// Records changelog offsets as applied without applying anything.
+  core::Status MarkApplied(const eventstore::OffsetMap& offsets);
+  kafka::KafkaConfig kafka_config() const { return {options_.brokers, options_.kafka_properties}; }
   /// A new unique message id.
   std::string NewMessageId(const std::string& kind, core::OrderId saga) const;
 
