@@ -52,8 +52,9 @@ core::Status Service::Start() {
   // The producer first: init_transactions aborts whatever a crashed previous
   // instance left open, so the catch-up below reads only committed records.
   if (auto s = processor_->Connect(kConnectTimeout); !s.ok()) return s;
-  if (auto s = BeforeCatchUp(); !s.ok()) return s;
-  if (auto s = CatchUp(); !s.ok()) return s;
+  // Just-created topics may not have partition leaders yet: retry what can be retried.
+  if (auto s = Retrying("preparing the catch-up", [this] { return BeforeCatchUp(); }); !s.ok()) return s;
+  if (auto s = Retrying("catching up on the changelogs", [this] { return CatchUp(); }); !s.ok()) return s;
   if (auto s = OnCaughtUp(); !s.ok()) return s;
 
   http_.Route("GET", "/", [this](const HttpRequest&) {
@@ -83,7 +84,22 @@ void Service::Stop() {
 
 core::Status Service::Wait() { return done_future_.get(); }
 
+core::Status Service::Retrying(const std::string& what, const std::function<core::Status()>& fn) {
+  const auto deadline = std::chrono::steady_clock::now() + kConnectTimeout;
+  auto backoff = std::chrono::milliseconds(200);
+  while (true) {
+    auto s = fn();
+    if (s.ok() || !s.error().retryable || std::chrono::steady_clock::now() + backoff > deadline) return s;
+    log_->warn("{}: {}; retrying in {} ms", what, s.error().message, backoff.count());
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+  }
+}
+
 core::Status Service::CatchUp() {
+  // A retried catch-up starts again from the stored offsets: forget what the failed attempt staged.
+  staged_.clear();
+  OnAbortedHook();
   auto kafka = KafkaOf(options_);
   for (const auto& changelog : Changelogs()) {
     const auto start = store_->AppliedOffsets();

@@ -136,6 +136,8 @@ class Service : public core::ProcessorHandler {
 
  private:
   core::Status CatchUp();
+  /// Calls `fn` until it succeeds, fails for good, or the start-up deadline passes.
+  core::Status Retrying(const std::string& what, const std::function<core::Status()>& fn);
 
   std::string name_;
   ServiceOptions options_;
