@@ -55,5 +55,15 @@ down: ## stop the services and the broker
 check: ## end-to-end saga scenarios against the running system
 	deployment/check.sh
 
+.PHONY: bench
+BENCH_ARGS ?=
+bench: configure ## build and run the microbenchmarks, then show how to load the running system
+	cmake --build $(BUILD_DIR) --target sagaflow_microbench sagaflow
+	$(BUILD_DIR)/bin/sagaflow_microbench $(BENCH_ARGS)
+	@echo
+	@echo "End-to-end (completed sagas/s, latency percentiles) against a running system:"
+	@echo "  make up-detached && $(BUILD_DIR)/bin/sagaflow bench --orders 2000 --concurrency 50"
+	@echo "  ($(BUILD_DIR)/bin/sagaflow bench --help for the options, --json FILE to save the results)"
+
 clean: ## delete the build tree (runtime data: deployment/down --purge)
 	rm -rf $(BUILD_DIR)

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "sagaflow/bench/load_driver.hpp"
 #include "sagaflow/core/kafka/kafka_client.hpp"
 #include "sagaflow/core/log.hpp"
 #include "sagaflow/notification/notification_service.hpp"
@@ -168,7 +169,46 @@ int main(int argc, char** argv) {
   create->add_option("--topic-prefix", prefix, "Prefix of every topic name");
   create->add_option("--partitions", partitions, "Partitions per topic")->check(CLI::Range(1, 1000))->capture_default_str();
 
+  bench::LoadOptions load;
+  std::string bench_json;
+  double bench_timeout_s = 60;
+  auto* bench_cmd = app.add_subcommand("bench", "Drive orders through a running system: sagas/s and latency");
+  bench_cmd->add_option("--order-url", load.order_url, "Order service base URL")->capture_default_str();
+  bench_cmd->add_option("--orders", load.orders, "Orders to place")
+      ->check(CLI::Range(int64_t{1}, int64_t{100'000'000}))
+      ->capture_default_str();
+  bench_cmd->add_option("--concurrency", load.concurrency, "Orders in flight at once")
+      ->check(CLI::Range(1, 10'000))
+      ->capture_default_str();
+  bench_cmd->add_option("--connections", load.connections, "HTTP requests in flight at once (all orders)")
+      ->check(CLI::Range(1, 10'000))
+      ->capture_default_str();
+  bench_cmd->add_option("--timeout-s", bench_timeout_s, "Seconds an order may take before it fails")
+      ->check(CLI::Range(0.1, 86'400.0))
+      ->capture_default_str();
+  bench_cmd->add_option("--json", bench_json, "Also write the results as JSON to FILE");
+  bench_cmd->add_option("--items", load.items, "Distinct item ids (fewer = more contention)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1'000'000'000}))
+      ->capture_default_str();
+  bench_cmd->add_option("--first-item", load.first_item_id, "Lowest item id (ids FIRST..FIRST+ITEMS-1)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1'000'000'000'000}))
+      ->capture_default_str();
+  bench_cmd->add_option("--items-per-order", load.items_per_order, "Distinct items in each order")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  bench_cmd->add_option("--max-quantity", load.max_quantity, "Largest quantity of an item line")
+      ->check(CLI::Range(1, 1'000'000))
+      ->capture_default_str();
+  bench_cmd->add_option("--seed", load.seed, "Seed of the order generator")->capture_default_str();
+  bench_cmd->add_flag("--retry", load.retry, "Retry failed POSTs (same Idempotency-Key)");
+
   CLI11_PARSE(app, argc, argv);
+
+  if (*bench_cmd) {
+    load.timeout = std::chrono::milliseconds(static_cast<int64_t>(bench_timeout_s * 1000));
+    if (auto error = bench::Validate(load)) return app.exit(CLI::ValidationError(*error));
+    return bench::RunBenchCommand(load, bench_json);
+  }
 
   if (*order) {
     return Serve("order", order_c, [&] {

@@ -11,6 +11,7 @@
 namespace sagaflow::runtime {
 namespace {
 constexpr size_t kMaxBody = 1 << 20;
+constexpr size_t kWorkerThreads = 64;
 
 std::string Lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -93,6 +94,11 @@ core::Status HttpServer::Start(const std::string& host, int port) {
   auto& server = impl_->server;
   auto log = core::Logger("http");
   server.set_payload_max_length(kMaxBody);
+  // Handlers wait for a Kafka transaction (up to seconds when the broker is slow): give
+  // concurrent clients threads, and do not let idle keep-alive connections hold them long.
+  server.new_task_queue = [] { return new httplib::ThreadPool(kWorkerThreads); };
+  server.set_keep_alive_timeout(2);
+  server.set_keep_alive_max_count(1000);
   server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return;
     res.set_content(HttpResponse::Error(res.status, ReasonFor(res.status)).body, "application/json");
