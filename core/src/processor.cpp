@@ -164,7 +164,11 @@ Status Processor::RunIteration() {
     auto s = sent_.find(tp);
     if (s == sent_.end() || s->second != target) offsets[tp] = target;
   }
-  if (ctx.produced() == 0 && offsets.empty()) return Status::Ok();
+  if (ctx.produced() == 0 && offsets.empty()) {
+    // Nothing to commit, but the handler may have answered requests from committed state.
+    handler_.OnCommitted({});
+    return Status::Ok();
+  }
 
   if (!producer_->InTransaction()) {
     auto s = producer_->Begin();

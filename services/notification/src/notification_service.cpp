@@ -14,6 +14,8 @@ class NotificationService final : public runtime::Participant {
       : Participant("notification", core::Service::kNotification, std::move(options), participant),
         sent_{topics().notification_sent, "notification"} {}
 
+  ~NotificationService() override { Stop(); }
+
  protected:
   std::vector<std::string> InputTopics() const override { return {topics().notification_send}; }
   std::vector<runtime::Changelog> Changelogs() const override { return {sent_}; }

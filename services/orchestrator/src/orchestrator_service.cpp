@@ -105,6 +105,8 @@ class OrchestratorService final : public runtime::Service {
     metrics().Describe("active_sagas", "Sagas not ended");
   }
 
+  ~OrchestratorService() override { Stop(); }
+
  protected:
   std::vector<std::string> InputTopics() const override {
     return {topics().order, topics().warehouse_status, topics().payment_status, topics().notification_status};
@@ -139,6 +141,10 @@ class OrchestratorService final : public runtime::Service {
     SagaState& state = Working(message->saga_id);
     out.Put(EventKey(message->saga_id, state.version), record.value);
     state = core::Apply(definition_, std::move(state), *event);
+    // Keep snap/ in step with the events in every batch written, so a
+    // catch-up that stops half-way resumes from consistent states.
+    out.Put("snap/" + core::SagaKey(message->saga_id),
+            core::Encode({message->message_id, message->saga_id, "", message->produced_at_ms, 1, state}));
   }
 
   core::Status OnCaughtUp() override {
@@ -214,7 +220,9 @@ class OrchestratorService final : public runtime::Service {
         events.push_back(EventToJson(*runtime::DecodeStored<core::SagaEvent>(std::string(value))));
         return true;
       });
-      return HttpResponse::Json(StateToJson(*state, events));
+      auto body = StateToJson(*state, events);
+      body["history_complete"] = static_cast<int64_t>(events.size()) == state->version;
+      return HttpResponse::Json(body);
     });
     http.Route("GET", "/sagas", [this](const HttpRequest& req) {
       const auto wanted = req.Query("state");

@@ -36,6 +36,8 @@ class OrderService final : public runtime::Service {
     metrics().Describe("orders_finished_total", "Orders whose saga ended, by status");
   }
 
+  ~OrderService() override { Stop(); }
+
  protected:
   std::vector<std::string> InputTopics() const override { return {topics().status}; }
   std::vector<runtime::Changelog> Changelogs() const override { return {orders_}; }

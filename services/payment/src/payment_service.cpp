@@ -14,6 +14,8 @@ class PaymentService final : public runtime::Participant {
       : Participant("payment", core::Service::kPayment, std::move(options), participant),
         payments_{topics().payment_payments, "payment"} {}
 
+  ~PaymentService() override { Stop(); }
+
  protected:
   std::vector<std::string> InputTopics() const override { return {topics().payment_pay}; }
   std::vector<runtime::Changelog> Changelogs() const override { return {payments_}; }

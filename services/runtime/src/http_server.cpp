@@ -166,6 +166,10 @@ core::Status HttpServer::Start(const std::string& host, int port) {
     port_ = port;
   }
   impl_->thread = std::thread([this] { impl_->server.listen_after_bind(); });
+  // stop() is a no-op until the server runs: wait, so that a Stop right after Start cannot hang.
+  for (int i = 0; i < 500 && !impl_->server.is_running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   return core::Status::Ok();
 }
 

@@ -29,6 +29,8 @@ class WarehouseService final : public runtime::Participant {
         stock_{topics().warehouse_stock, "stock"},
         reservations_{topics().warehouse_reservations, "reservation"} {}
 
+  ~WarehouseService() override { Stop(); }
+
  protected:
   std::vector<std::string> InputTopics() const override {
     return {topics().warehouse_reserve, topics().warehouse_cancel};

@@ -54,7 +54,8 @@ class ProcessorHandler {
   /// Called once per iteration after OnRecords (also when nothing arrived).
   virtual void OnIdle(TxContext& tx) = 0;
   /// The iteration's transaction committed; `delivered[i]` is where the i-th
-  /// produced record landed.
+  /// produced record landed. Also called, with nothing delivered, after an
+  /// iteration that had nothing to commit.
   virtual void OnCommitted(const std::vector<kafka::Delivered>& delivered) = 0;
   /// The iteration's transaction was aborted: forget its state changes and
   /// every deferred record (they will be consumed again).

@@ -14,6 +14,10 @@
 /// snapshots are read (not the whole history). Sagas not ended carry on, their
 /// deadlines included (deadlines are part of the state and the events).
 /// REST: GET /sagas/{id} (state and event history), GET /sagas?state=&limit=.
+/// After a rebuild from snapshots, the events from before the rebuild are not
+/// stored locally: the saga's state and step history are complete, its event
+/// list starts at the rebuild ("history_complete": false).
+/// Owned and used by one thread, except the REST handlers, which only read.
 
 #include <memory>
 

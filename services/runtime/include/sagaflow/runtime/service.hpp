@@ -73,7 +73,8 @@ class Service : public core::ProcessorHandler {
 
   /// Starts everything; returns once HTTP serves and the processor runs.
   core::Status Start();
-  /// Stops HTTP and the processor, waits for them. Idempotent.
+  /// Stops HTTP and the processor, waits for them. Idempotent. Every final
+  /// subclass calls it in its destructor, while its own members still exist.
   void Stop();
   /// Blocks until the processor ends (Stop, or a fatal error); returns its status.
   core::Status Wait();
