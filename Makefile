@@ -55,7 +55,7 @@ down: ## stop the services and the broker
 check: ## end-to-end saga scenarios against the running system
 	deployment/check.sh
 
-.PHONY: bench
+.PHONY: bench bench-rebuild
 BENCH_ARGS ?=
 bench: configure ## build and run the microbenchmarks, then show how to load the running system
 	cmake --build $(BUILD_DIR) --target sagaflow_microbench sagaflow
@@ -64,6 +64,9 @@ bench: configure ## build and run the microbenchmarks, then show how to load the
 	@echo "End-to-end (completed sagas/s, latency percentiles) against a running system:"
 	@echo "  make up-detached && $(BUILD_DIR)/bin/sagaflow bench --orders 2000 --concurrency 50"
 	@echo "  ($(BUILD_DIR)/bin/sagaflow bench --help for the options, --json FILE to save the results)"
+
+bench-rebuild: build ## orchestrator rebuild time for 100,000 sagas (needs the broker: make up-detached)
+	$(BUILD_DIR)/bin/sagaflow_rebuild_bench --sagas 100000 --brokers 127.0.0.1:9092
 
 clean: ## delete the build tree (runtime data: deployment/down --purge)
 	rm -rf $(BUILD_DIR)
