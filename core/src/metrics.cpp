@@ -19,6 +19,8 @@ Metrics::Metrics(std::string service) : service_(std::move(service)) {}
 void Metrics::Describe(std::string_view name, std::string_view help) {
   std::lock_guard lock(mu_);
   help_[std::string(name)] = std::string(help);
+  // Counters (named *_total, as Prometheus recommends) are shown from the start, at 0.
+  if (name.ends_with("_total")) counters_[std::string(name)].try_emplace("", 0);
 }
 
 void Metrics::Add(std::string_view name, double value, std::string_view labels) {

@@ -18,7 +18,8 @@ class Metrics {
   /// Every metric is exported as sagaflow_<name> with a service="<service>" label.
   explicit Metrics(std::string service);
 
-  /// Declares a metric's help text (optional; shown as # HELP).
+  /// Declares a metric's help text (optional; shown as # HELP). A counter
+  /// named *_total is exported at 0 from then on.
   void Describe(std::string_view name, std::string_view help);
   /// Adds `value` to the counter `name` with `labels` (e.g. `topic="x"`, may be empty).
   void Add(std::string_view name, double value = 1, std::string_view labels = {});
