@@ -28,14 +28,8 @@ json OrderWith(std::vector<std::pair<int64_t, int64_t>> items, int64_t sum) {
   return order;
 }
 
-class Recovery : public ::testing::Test {
+class Recovery : public SystemTest {
  protected:
-  void Boot(TestSystemOptions options = {}) {
-    options.name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    system_ = std::make_unique<TestSystem>(std::move(options));
-    auto s = system_->Start();
-    ASSERT_TRUE(s.ok()) << s.error().message;
-  }
 
   void Restart(const std::string& service, bool wipe) {
     const auto started = std::chrono::steady_clock::now();
@@ -83,7 +77,6 @@ class Recovery : public ::testing::Test {
     return ::testing::AssertionSuccess();
   }
 
-  std::unique_ptr<TestSystem> system_;
 };
 
 // (a) Sagas waiting on a slow payment when the orchestrator stops: the

@@ -57,14 +57,8 @@ json OrderWith(std::vector<std::pair<int64_t, int64_t>> items, int64_t sum = 100
   return ::testing::AssertionSuccess() << reply.json["error"].get<std::string>();
 }
 
-class SagaScenarios : public ::testing::Test {
+class SagaScenarios : public SystemTest {
  protected:
-  void Boot(TestSystemOptions options = {}) {
-    options.name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    system_ = std::make_unique<TestSystem>(std::move(options));
-    auto s = system_->Start();
-    ASSERT_TRUE(s.ok()) << s.error().message;
-  }
 
   // GET /stock may trail the final status by the warehouse's local commit: wait briefly for it.
   ::testing::AssertionResult Conserved(const std::vector<json>& finals,
@@ -74,7 +68,6 @@ class SagaScenarios : public ::testing::Test {
     return StockConserved(system_->Stock(), default_stock, finals, restocked);
   }
 
-  std::unique_ptr<TestSystem> system_;
 };
 
 // The reference's check script: four orders, mistakes set one after the other

@@ -354,6 +354,13 @@ std::map<std::string, std::vector<TopicRecord>> TestSystem::ReadTopicByKey(const
   return out;
 }
 
+void SystemTest::Boot(TestSystemOptions options) {
+  options.name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  system_ = std::make_unique<TestSystem>(std::move(options));
+  auto s = system_->Start();
+  ASSERT_TRUE(s.ok()) << s.error().message;
+}
+
 ::testing::AssertionResult StockConserved(const std::map<core::ItemId, StockEntry>& stock, int64_t default_stock,
                                           const std::vector<json>& final_orders,
                                           const std::map<core::ItemId, int64_t>& restocked) {

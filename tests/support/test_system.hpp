@@ -159,6 +159,14 @@ class TestSystem {
   spdlog::level::level_enum previous_level_;
 };
 
+/// A test fixture owning one TestSystem, named after the running test.
+class SystemTest : public ::testing::Test {
+ protected:
+  /// Starts the system (use with ASSERT_NO_FATAL_FAILURE).
+  void Boot(TestSystemOptions options = {});
+  std::unique_ptr<TestSystem> system_;
+};
+
 /// Stock conservation against the final orders of a test: for every item,
 /// available + reserved == default stock + restocked, and reserved == the
 /// quantities of the OK orders (`final_orders` as GET /orders/{id} returns them).
