@@ -37,8 +37,8 @@ build: configure ## configure (first time) and build everything, tests included
 kafka-fetch: deps
 	deployment/kafka/fetch
 
-test: build kafka-fetch ## run unit and integration tests (the tests start and stop Kafka themselves)
-	ctest --test-dir $(BUILD_DIR) --output-on-failure -L 'unit|integration' --no-tests=error
+test: build kafka-fetch ## run unit, integration and crash tests (the tests start and stop Kafka themselves)
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -L 'unit|integration|crash' --no-tests=error
 
 test-unit: build ## run the unit tests only (no broker)
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -L unit
@@ -52,7 +52,7 @@ up-detached: ## like up, but return once every service is healthy
 down: ## stop the services and the broker
 	deployment/down
 
-check: ## end-to-end saga scenarios against the running system
+check: deps ## end-to-end saga scenarios against the running system
 	deployment/check.sh
 
 .PHONY: bench bench-rebuild

@@ -33,13 +33,21 @@ VAR_LOG=$SAGAFLOW_VAR/log
 VAR_RUN=$SAGAFLOW_VAR/run
 VAR_DATA=$SAGAFLOW_VAR/data
 KAFKA_HOME=$SAGAFLOW_VAR/kafka
-KAFKA_LIBS=$KAFKA_HOME/libs
+# SAGAFLOW_KAFKA_LIBS puts the jars elsewhere, e.g. to share the repository's
+# var/kafka/libs with a broker that runs under another SAGAFLOW_VAR.
+if [[ -n ${SAGAFLOW_KAFKA_LIBS:-} ]]; then
+  KAFKA_LIBS=$(realpath -m "$SAGAFLOW_KAFKA_LIBS")
+else
+  KAFKA_LIBS=$KAFKA_HOME/libs
+fi
 KAFKA_DATA=$KAFKA_HOME/data
 
-# The broker always listens on the loopback interface with these ports.
+# The broker always listens on the loopback interface, by default on these
+# ports (SAGAFLOW_KAFKA_PORT and SAGAFLOW_KAFKA_CONTROLLER_PORT override them,
+# e.g. for a test's own broker next to the development one).
 KAFKA_HOST=127.0.0.1
-KAFKA_PORT=9092
-KAFKA_CONTROLLER_PORT=9093
+KAFKA_PORT=${SAGAFLOW_KAFKA_PORT:-9092}
+KAFKA_CONTROLLER_PORT=${SAGAFLOW_KAFKA_CONTROLLER_PORT:-9093}
 SAGAFLOW_BROKERS=$KAFKA_HOST:$KAFKA_PORT
 
 # The services binary; overridable to run the scripts against another build.

@@ -1,0 +1,1129 @@
+// The crash test (ctest label `crash`): the whole system as real processes
+// against a broker of its own, killed with SIGKILL while it works.
+//
+// 2,000 orders at concurrency 50, payment mistakes at 20%. During the load
+// every service is killed -9 in turn at a random moment (the orchestrator
+// twice) and restarted; after the load was sent the broker is killed -9 and
+// restarted. Then:
+//   - every order is terminal (OK or NOT OK) and every saga ended;
+//   - exactly one order exists per Idempotency-Key (2,000 in all);
+//   - per item, initial stock - available == reserved == the quantity of the OK orders;
+//   - every OK order has exactly one payment, of its sum; a NOT OK order none;
+//   - at most one notification per order, and none for a NOT OK order;
+//   - orders.dlq holds exactly the malformed records injected on purpose.
+// The counts are printed as a table at the end.
+//
+// The run is driven by one RNG whose seed is printed (SAGAFLOW_CRASH_SEED
+// replays the same plan: orders, kill order and moments, pauses). Other knobs,
+// for local experiments only: SAGAFLOW_CRASH_ORDERS, SAGAFLOW_CRASH_CONCURRENCY,
+// SAGAFLOW_CRASH_LOAD_SECONDS, SAGAFLOW_CRASH_KAFKA_PORT,
+// SAGAFLOW_CRASH_KAFKA_CONTROLLER_PORT, SAGAFLOW_CRASH_KEEP=1 (keep the temp dir).
+//
+// Everything runs under one temp dir /tmp/sagaflow-crash-XXXXXX: the broker's
+// SAGAFLOW_VAR (var/), each service's data dir and log (<role>/, <role>.log).
+// The broker and every service are killed at the end, also when an assertion
+// fails (Harness's destructor); on failure the logs are kept and their tails printed.
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "crash/process.hpp"
+#include "sagaflow/core/codec.hpp"
+#include "sagaflow/core/kafka/kafka_client.hpp"
+#include "sagaflow/core/topics.hpp"
+#include "sagaflow/core/types.hpp"
+
+#ifndef SAGAFLOW_BIN_DIR
+#error "SAGAFLOW_BIN_DIR must name the directory of the sagaflow binary"
+#endif
+#ifndef SAGAFLOW_SOURCE_DIR
+#error "SAGAFLOW_SOURCE_DIR must name the repository root"
+#endif
+
+namespace sagaflow::crash {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+const std::vector<std::string> kServices = {"order", "orchestrator", "warehouse", "payment", "notification"};
+const std::vector<core::ItemId> kItems = {101, 102, 103, 104};
+
+int64_t EnvInt(const char* name, int64_t fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  return std::stoll(v);
+}
+
+std::string Format(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+std::string Format(const char* fmt, ...) {
+  char buf[1024];
+  va_list args;
+  va_start(args, fmt);
+  std::vsnprintf(buf, sizeof(buf), fmt, args);
+  va_end(args);
+  return buf;
+}
+
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+struct Settings {
+  uint64_t seed = 0;
+  int orders = 2000;
+  int concurrency = 50;
+  int payment_mistakes = 20;
+  // A little less than what the OK orders would take (about 1.25 units of each
+  // item per order, 80% of them charged), so that late reservations fail for
+  // lack of stock while released ones come back.
+  int64_t default_stock = 1800;
+  // The orders are spread over this long, so that the kills fall during the load.
+  double load_seconds = 80;
+  int kafka_port = 19292;
+  int controller_port = 19293;
+  bool ports_from_env = false;
+  bool keep = false;
+
+  static Settings FromEnv() {
+    Settings s;
+    s.seed = static_cast<uint64_t>(
+        EnvInt("SAGAFLOW_CRASH_SEED", static_cast<int64_t>(std::random_device{}() % 1'000'000'000)));
+    s.orders = static_cast<int>(EnvInt("SAGAFLOW_CRASH_ORDERS", s.orders));
+    s.concurrency = static_cast<int>(EnvInt("SAGAFLOW_CRASH_CONCURRENCY", s.concurrency));
+    s.default_stock = s.orders * 9 / 10;
+    s.load_seconds = static_cast<double>(EnvInt("SAGAFLOW_CRASH_LOAD_SECONDS", 80));
+    s.kafka_port = static_cast<int>(EnvInt("SAGAFLOW_CRASH_KAFKA_PORT", s.kafka_port));
+    s.controller_port = static_cast<int>(EnvInt("SAGAFLOW_CRASH_KAFKA_CONTROLLER_PORT", s.controller_port));
+    s.ports_from_env = std::getenv("SAGAFLOW_CRASH_KAFKA_PORT") != nullptr ||
+                       std::getenv("SAGAFLOW_CRASH_KAFKA_CONTROLLER_PORT") != nullptr;
+    s.keep = EnvInt("SAGAFLOW_CRASH_KEEP", 0) != 0;
+    return s;
+  }
+};
+
+// ---------------------------------------------------------------------------
+// The orders the load sends, drawn up front from the seeded RNG.
+
+struct PlannedOrder {
+  std::string idempotency_key;
+  json body;
+  int64_t sum = 0;
+  std::map<core::ItemId, int64_t> quantity;  // per item, summed over the order's lines
+};
+
+std::vector<PlannedOrder> PlanOrders(const Settings& s, std::mt19937_64& rng) {
+  std::vector<PlannedOrder> out;
+  for (int i = 0; i < s.orders; ++i) {
+    PlannedOrder o;
+    o.idempotency_key = "crash-" + std::to_string(s.seed) + "-" + std::to_string(i);
+    json items = json::array();
+    const int lines = std::uniform_int_distribution<int>(1, 3)(rng);
+    for (int l = 0; l < lines; ++l) {
+      // The same item may appear twice in one order: the warehouse sums it.
+      const auto item = kItems[std::uniform_int_distribution<size_t>(0, kItems.size() - 1)(rng)];
+      const int64_t quantity = std::uniform_int_distribution<int64_t>(1, 4)(rng);
+      const int64_t price = std::uniform_int_distribution<int64_t>(5, 500)(rng);
+      items.push_back({{"item_id", item}, {"quantity", quantity}, {"price", price}});
+      o.quantity[item] += quantity;
+      o.sum += quantity * price;
+    }
+    o.body = {{"order_id", 0},
+              {"user_id", 1 + i % 97},
+              {"payment", 1 + i % 2},
+              {"notification", 1 + (i / 2) % 2},
+              {"created_at", "2023-11-01T16:35:39.645580261+03:00"},
+              {"approved_at", "2023-11-01T16:35:39.645580311+03:00"},
+              {"sum", o.sum},
+              {"items", items},
+              {"status", 1},
+              {"detail", ""}};
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+struct HttpAnswer {
+  int status = 0;  // 0: the request failed (error says why)
+  std::string body;
+  json parsed;
+  std::string error;
+};
+
+HttpAnswer Http(int port, const std::string& method, const std::string& path, const std::string& body = "",
+                const httplib::Headers& headers = {}, time_t read_timeout_s = 10) {
+  httplib::Client client("127.0.0.1", port);
+  client.set_connection_timeout(2, 0);
+  client.set_read_timeout(read_timeout_s, 0);
+  client.set_write_timeout(5, 0);
+  auto res = method == "POST" ? client.Post(path.c_str(), headers, body, "application/json")
+                              : client.Get(path.c_str(), headers);
+  HttpAnswer a;
+  if (!res) {
+    a.error = httplib::to_string(res.error());
+    return a;
+  }
+  a.status = res->status;
+  a.body = res->body;
+  a.parsed = json::parse(a.body, nullptr, false);
+  if (a.parsed.is_discarded()) a.parsed = nullptr;
+  return a;
+}
+
+// ---------------------------------------------------------------------------
+// The system under test as processes, and their cleanup.
+
+class Harness {
+ public:
+  explicit Harness(const Settings& settings) : settings_(settings) {
+    char tmpl[] = "/tmp/sagaflow-crash-XXXXXX";
+    const char* made = mkdtemp(tmpl);
+    if (made == nullptr) {
+      std::perror("mkdtemp");
+      std::abort();
+    }
+    root_ = made;
+    var_ = root_ / "var";
+    fs::create_directories(var_);
+    std::ofstream(root_ / "owner.pid") << getpid() << "\n";
+    brokers_ = "127.0.0.1:" + std::to_string(settings_.kafka_port);
+    prefix_ = "crash" + std::to_string(settings_.seed) + ".";
+    for (const auto& role : kServices) {
+      Service s;
+      s.port = FreePort();
+      s.log = (root_ / (role + ".log")).string();
+      services_[role] = s;
+    }
+  }
+
+  ~Harness() {
+    for (auto& [role, s] : services_) {
+      if (s.pid > 0) KillAndReap(s.pid);
+      s.pid = -1;
+    }
+    const bool failed = ::testing::Test::HasFailure();
+    if (failed) PrintLogTails();
+    if (broker_started_) {
+      // A clean stop is quicker than it sounds and leaves nothing behind; the
+      // pid file check inside the script makes sure only our broker is stopped.
+      std::string out;
+      if (BrokerScript("stop", 60s, &out) != 0) {
+        std::cerr << "crash test: 'broker stop' failed:\n" << out;
+        if (const pid_t pid = BrokerPid(); pid > 0) kill(pid, SIGKILL);
+      }
+    }
+    std::error_code ec;
+    if (failed || settings_.keep) {
+      fs::remove_all(var_ / "kafka" / "data", ec);
+      std::cerr << "crash test: logs kept in " << root_.string() << "\n";
+    } else {
+      fs::remove_all(root_, ec);
+    }
+  }
+
+  Harness(const Harness&) = delete;
+  Harness& operator=(const Harness&) = delete;
+
+  // ---- broker ----
+
+  /// The jars of the repository (or $SAGAFLOW_VAR's, or $SAGAFLOW_KAFKA_LIBS).
+  static fs::path KafkaLibs() {
+    if (const char* libs = std::getenv("SAGAFLOW_KAFKA_LIBS"); libs != nullptr && *libs != '\0') return libs;
+    if (const char* var = std::getenv("SAGAFLOW_VAR"); var != nullptr && *var != '\0') {
+      return fs::absolute(fs::path(var) / "kafka" / "libs");
+    }
+    return fs::path(SAGAFLOW_SOURCE_DIR) / "var" / "kafka" / "libs";
+  }
+
+  int BrokerScript(const std::string& command, std::chrono::milliseconds timeout, std::string* output) {
+    const std::string log = (root_ / "broker-script.log").string();
+    const auto before = fs::exists(log) ? fs::file_size(log) : 0;
+    SpawnSpec spec;
+    spec.argv = {std::string(SAGAFLOW_SOURCE_DIR) + "/deployment/kafka/broker", command};
+    spec.env = {{"SAGAFLOW_VAR", var_.string()},
+                {"SAGAFLOW_KAFKA_PORT", std::to_string(settings_.kafka_port)},
+                {"SAGAFLOW_KAFKA_CONTROLLER_PORT", std::to_string(settings_.controller_port)},
+                {"SAGAFLOW_KAFKA_LIBS", KafkaLibs().string()}};
+    spec.log_path = log;
+    const int rc = Run(spec, timeout);
+    if (output != nullptr) {
+      std::ifstream in(log);
+      in.seekg(static_cast<std::streamoff>(before));
+      std::stringstream ss;
+      ss << in.rdbuf();
+      *output = ss.str();
+    }
+    return rc;
+  }
+
+  /// `broker start`: returns "" once the broker serves, or what went wrong.
+  std::string StartBroker() {
+    std::string out;
+    broker_started_ = true;  // from now on the destructor runs 'broker stop' (a no-op if nothing runs)
+    const int rc = BrokerScript("start", 240s, &out);
+    if (rc != 0) {
+      return "'deployment/kafka/broker start' failed (exit " + std::to_string(rc) + "):\n" + out +
+             "\n--- broker log ---\n" + Tail((var_ / "log" / "kafka.log").string(), 40);
+    }
+    kafka::KafkaConfig config{brokers_, {}};
+    if (auto s = kafka::WaitForBroker(config, 60s); !s.ok()) return s.error().message;
+    return "";
+  }
+
+  pid_t BrokerPid() const {
+    std::ifstream in(var_ / "run" / "kafka.pid");
+    pid_t pid = -1;
+    in >> pid;
+    return pid;
+  }
+
+  /// kill -9 the broker; returns once the process is gone (or "" → error text).
+  std::string KillBroker() {
+    const pid_t pid = BrokerPid();
+    if (pid <= 0 || !ProcessAlive(pid))
+      return "no broker process to kill (pid file: " + std::to_string(pid) + ")";
+    kill(pid, SIGKILL);
+    const auto deadline = Clock::now() + 30s;
+    while (ProcessAlive(pid)) {
+      if (Clock::now() > deadline)
+        return "the broker (pid " + std::to_string(pid) + ") survived SIGKILL for 30 s";
+      std::this_thread::sleep_for(20ms);
+    }
+    return "";
+  }
+
+  // ---- services ----
+
+  std::vector<std::string> Args(const std::string& role) const {
+    const auto& s = services_.at(role);
+    std::vector<std::string> args = {std::string(SAGAFLOW_BIN_DIR) + "/sagaflow",
+                                     role,
+                                     "--brokers",
+                                     brokers_,
+                                     "--port",
+                                     std::to_string(s.port),
+                                     "--data-dir",
+                                     (root_ / role).string(),
+                                     "--topic-prefix",
+                                     prefix_,
+                                     "--log-level",
+                                     "info"};
+    if (role == "orchestrator") {
+      // Short deadlines: retries and give-ups happen within the test's time.
+      for (const char* a : {"--step-timeout-ms", "3000", "--max-step-timeout-ms", "10000"})
+        args.emplace_back(a);
+    } else if (role == "warehouse") {
+      args.emplace_back("--default-stock");
+      args.push_back(std::to_string(settings_.default_stock));
+    } else if (role == "payment") {
+      args.emplace_back("--mistakes");
+      args.push_back(std::to_string(settings_.payment_mistakes));
+      // A simulated charge takes up to 1.5 s (less than the first deadline):
+      // many sagas wait on the pivot at any moment, so every kill, the
+      // broker's included, interrupts charges that are deferred or in flight.
+      for (const char* a : {"--delay-ms", "0", "1500"}) args.emplace_back(a);
+    }
+    return args;
+  }
+
+  void Spawn(const std::string& role) {
+    auto& s = services_.at(role);
+    ++s.starts;
+    std::ofstream(s.log, std::ios::app) << "===== crash test: start #" << s.starts << " of " << role
+                                        << " at t=" << Format("%.1f", Elapsed()) << " s =====\n";
+    SpawnSpec spec;
+    spec.argv = Args(role);
+    spec.log_path = s.log;
+    s.pid = crash::Spawn(spec);
+    s.spawned_at = Clock::now();
+  }
+
+  /// Waits until GET / says "ok" (the processor runs): "" or what went wrong.
+  std::string WaitReady(const std::string& role, std::chrono::seconds timeout) {
+    auto& s = services_.at(role);
+    const auto deadline = Clock::now() + timeout;
+    while (true) {
+      if (s.pid > 0) {
+        if (auto how = TryReap(s.pid)) {
+          s.pid = -1;
+          return role + " exited during startup (" + *how + "):\n" + Tail(s.log, 30);
+        }
+      }
+      auto a = Http(s.port, "GET", "/", "", {}, 2);
+      if (a.status == 200 && a.parsed.is_object() && a.parsed.value("status", "") == "ok") return "";
+      if (Clock::now() > deadline) {
+        return role + " did not answer GET / with status ok within " + std::to_string(timeout.count()) +
+               " s:\n" + Tail(s.log, 30);
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+  }
+
+  void Kill(const std::string& role) {
+    auto& s = services_.at(role);
+    KillAndReap(s.pid);
+    s.pid = -1;
+  }
+
+  /// Reaps services that exited although nobody killed them: each is a
+  /// failure, recorded, and the service is started again so the run goes on.
+  void CheckChildren() {
+    for (auto& [role, s] : services_) {
+      if (s.pid <= 0) continue;
+      if (auto how = TryReap(s.pid)) {
+        const std::string what =
+            Format("t=%.1fs %s exited on its own (%s)", Elapsed(), role.c_str(), how->c_str());
+        std::cerr << "crash test: " << what << "; last lines of its log:\n" << Tail(s.log, 30);
+        unexpected_exits_.push_back(what);
+        s.pid = -1;
+        Spawn(role);
+      }
+    }
+  }
+
+  /// Sleeps until `until`, watching the services meanwhile.
+  void SleepUntil(Clock::time_point until) {
+    while (true) {
+      CheckChildren();
+      const auto now = Clock::now();
+      if (now >= until) return;
+      std::this_thread::sleep_for(std::min<Clock::duration>(until - now, 100ms));
+    }
+  }
+
+  void PrintLogTails() const {
+    for (const auto& [role, s] : services_) {
+      std::cerr << "----- last 40 lines of " << s.log << " -----\n" << Tail(s.log, 40);
+    }
+    const auto broker_log = (var_ / "log" / "kafka.log").string();
+    std::cerr << "----- last 40 lines of " << broker_log << " -----\n" << Tail(broker_log, 40);
+    const auto script_log = (root_ / "broker-script.log").string();
+    std::cerr << "----- last 20 lines of " << script_log << " -----\n" << Tail(script_log, 20);
+  }
+
+  double Elapsed() const { return Seconds(Clock::now() - started_); }
+  int port(const std::string& role) const { return services_.at(role).port; }
+  const std::string& brokers() const { return brokers_; }
+  const std::string& prefix() const { return prefix_; }
+  const fs::path& root() const { return root_; }
+  const std::vector<std::string>& unexpected_exits() const { return unexpected_exits_; }
+
+ private:
+  struct Service {
+    int port = 0;
+    pid_t pid = -1;
+    int starts = 0;
+    std::string log;
+    Clock::time_point spawned_at;
+  };
+
+  const Settings settings_;
+  const Clock::time_point started_ = Clock::now();
+  fs::path root_;
+  fs::path var_;
+  std::string brokers_;
+  std::string prefix_;
+  bool broker_started_ = false;
+  std::map<std::string, Service> services_;
+  std::vector<std::string> unexpected_exits_;
+};
+
+/// Brokers left running by an earlier run of this test that was killed before
+/// its cleanup (e.g. by a ctest timeout): stops them so their ports are free.
+void StopLeftoverBrokers() {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/tmp", ec)) {
+    const auto name = entry.path().filename().string();
+    if (name.rfind("sagaflow-crash-", 0) != 0) continue;
+    pid_t owner = -1;
+    std::ifstream(entry.path() / "owner.pid") >> owner;
+    if (owner <= 0 || ProcessAlive(owner)) continue;
+    pid_t broker = -1;
+    std::ifstream(entry.path() / "var" / "run" / "kafka.pid") >> broker;
+    if (broker <= 0 || !ProcessAlive(broker)) continue;
+    std::ifstream cmdline("/proc/" + std::to_string(broker) + "/cmdline");
+    std::string cmd((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+    if (cmd.find("kafka.Kafka") == std::string::npos) continue;
+    std::cerr << "crash test: stopping the broker (pid " << broker << ") left by an earlier run in "
+              << entry.path().string() << "\n";
+    kill(broker, SIGKILL);
+    for (int i = 0; i < 300 && ProcessAlive(broker); ++i) std::this_thread::sleep_for(100ms);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The load: `concurrency` clients share the planned orders. The first 80% are
+// paced (spread evenly over load_seconds) so that the kills fall during the
+// load; the last 20% wait until the chaos has
+// killed every service and then go as fast as the clients can send them, so
+// that many sagas are in flight when the broker is killed right after. A
+// refused POST (connection refused while the order service is down, 503,
+// timeout) is sent again with the same Idempotency-Key.
+
+struct LoadResult {
+  std::vector<core::OrderId> ids;   // per planned order; 0 = never accepted
+  std::vector<std::string> errors;  // per planned order: why it was never accepted
+  std::atomic<int64_t> posts{0};    // POST attempts
+  std::atomic<int64_t> retried{0};  // attempts that were refused and retried
+  std::mutex mu;
+  std::map<std::string, int64_t> refusals;  // reason -> count
+};
+
+class Load {
+ public:
+  Load(const Settings& s, const std::vector<PlannedOrder>& plan, int port, std::atomic<bool>& chaos_done)
+      : settings_(s), plan_(plan), port_(port), chaos_done_(chaos_done) {
+    result_.ids.assign(plan.size(), 0);
+    result_.errors.assign(plan.size(), "");
+  }
+
+  void Start() {
+    start_ = Clock::now();
+    for (int t = 0; t < settings_.concurrency; ++t) threads_.emplace_back([this] { Worker(); });
+  }
+  void Join() {
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    finished_ = Clock::now();
+  }
+  bool done() const { return done_count_.load() == static_cast<int>(plan_.size()); }
+  int sent() const { return done_count_.load(); }
+  /// Makes the workers give up (the test failed): the remaining orders are not sent.
+  void Stop() { stop_.store(true); }
+  LoadResult& result() { return result_; }
+  double seconds() const { return Seconds(finished_ - start_); }
+
+ private:
+  void Worker() {
+    httplib::Client client("127.0.0.1", port_);
+    // A refused connection fails at once; a slow one is given time (SYNs
+    // dropped while 50 clients connect at once are resent after 1 s).
+    client.set_connection_timeout(5, 0);
+    client.set_read_timeout(15, 0);  // the order service answers 503 after 10 s
+    client.set_write_timeout(5, 0);
+    const auto n = static_cast<int>(plan_.size());
+    const int last_part = n - std::max(1, n / 5);
+    while (true) {
+      const int i = next_.fetch_add(1);
+      if (i >= n) return;
+      const auto release = start_ + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
+                                        settings_.load_seconds * std::min(i, last_part) / last_part));
+      while (Clock::now() < release || (i >= last_part && !chaos_done_.load())) {
+        if (stop_.load()) return;
+        std::this_thread::sleep_for(
+            std::min<Clock::duration>(std::max<Clock::duration>(release - Clock::now(), 1ms), 50ms));
+      }
+      Send(client, i);
+      done_count_.fetch_add(1);
+    }
+  }
+
+  void Send(httplib::Client& client, int i) {
+    const auto& order = plan_[i];
+    const auto body = order.body.dump();
+    const httplib::Headers headers = {{"Idempotency-Key", order.idempotency_key}};
+    const auto deadline = Clock::now() + 300s;
+    auto backoff = 50ms;
+    std::string last;
+    while (true) {
+      result_.posts.fetch_add(1);
+      auto res = client.Post("/neworder", headers, body, "application/json");
+      std::string reason;
+      if (!res) {
+        reason = "transport: " + httplib::to_string(res.error());
+      } else if (res->status == 200) {
+        auto j = json::parse(res->body, nullptr, false);
+        if (j.is_object() && j.contains("order_id") && j["order_id"].is_number_integer()) {
+          result_.ids[i] = j["order_id"].get<core::OrderId>();
+          return;
+        }
+        result_.errors[i] = "200 without an order id: " + res->body;
+        return;
+      } else if (res->status >= 400 && res->status < 500) {
+        // Our orders are valid: a 4xx is a bug, not a reason to retry.
+        result_.errors[i] = "HTTP " + std::to_string(res->status) + ": " + res->body;
+        return;
+      } else {
+        reason = "HTTP " + std::to_string(res->status);
+      }
+      {
+        std::lock_guard lock(result_.mu);
+        ++result_.refusals[reason];
+      }
+      last = reason;
+      if (Clock::now() > deadline || stop_.load()) {
+        result_.errors[i] = "not accepted within 300 s; last refusal: " + last;
+        return;
+      }
+      result_.retried.fetch_add(1);
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min<std::chrono::milliseconds>(backoff * 2, 1000ms);
+    }
+  }
+
+  const Settings& settings_;
+  const std::vector<PlannedOrder>& plan_;
+  const int port_;
+  std::atomic<bool>& chaos_done_;
+  LoadResult result_;
+  std::atomic<int> next_{0};
+  std::atomic<int> done_count_{0};
+  std::atomic<bool> stop_{false};
+  Clock::time_point start_;
+  Clock::time_point finished_;
+  std::vector<std::thread> threads_;
+};
+
+// ---------------------------------------------------------------------------
+// Reading topics.
+
+template <typename T>
+struct Decoded {
+  std::string key;
+  core::OrderId saga_id = 0;
+  T value;
+};
+
+template <typename T>
+std::vector<Decoded<T>> ReadPayloads(const kafka::KafkaConfig& config, const std::string& topic,
+                                     std::vector<std::string>* undecodable) {
+  std::vector<Decoded<T>> out;
+  auto end = kafka::ReadToEnd(config, topic, {}, [&](const kafka::Record& r) {
+    auto m = core::Decode(r.value);
+    if (!m.ok()) {
+      undecodable->push_back(topic + "@" + std::to_string(r.offset) + ": " + m.error().message);
+      return;
+    }
+    const auto* v = std::get_if<T>(&m->payload);
+    if (v == nullptr) {
+      undecodable->push_back(topic + "@" + std::to_string(r.offset) + ": unexpected " +
+                             std::string(core::PayloadName(m->payload)));
+      return;
+    }
+    out.push_back({r.key, m->saga_id, *v});
+  });
+  if (!end.ok()) undecodable->push_back("reading " + topic + " failed: " + end.error().message);
+  return out;
+}
+
+/// A malformed record produced on purpose into a service's input topic.
+struct Injected {
+  std::string topic;
+  std::string key;
+  std::string value;
+  std::string service;
+};
+
+std::string Inject(const kafka::KafkaConfig& config, const std::string& prefix, const Injected& bad) {
+  auto producer = kafka::TransactionalProducer::Open(config, prefix + "crash-injector", 30s);
+  if (!producer.ok()) return producer.error().message;
+  auto& p = *producer.value();
+  if (auto s = p.Begin(); !s.ok()) return s.error().message;
+  if (auto s = p.Produce(bad.topic, bad.key, bad.value); !s.ok()) return s.error().message;
+  if (auto d = p.Commit(); !d.ok()) return d.error().message;
+  return "";
+}
+
+/// "not enough stock for item 103: requested 4, available 2" -> "not enough stock for item #: requested #,
+/// available #".
+std::string Shape(const std::string& detail) {
+  std::string out;
+  bool digits = false;
+  for (char c : detail) {
+    if (std::isdigit(static_cast<unsigned char>(c))) {
+      if (!digits) out += '#';
+      digits = true;
+    } else {
+      out += c;
+      digits = false;
+    }
+  }
+  return out.empty() ? "(no detail)" : out;
+}
+
+// ---------------------------------------------------------------------------
+
+bool HasJars(const fs::path& dir) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (entry.path().extension() == ".jar") return true;
+  }
+  return false;
+}
+
+TEST(CrashTest, KillEveryProcessDuringTheLoadAndTheBrokerAfterIt) {
+  Settings settings = Settings::FromEnv();
+  std::mt19937_64 rng(settings.seed);
+  auto uniform = [&](double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(rng); };
+  std::cout << "crash test: seed " << settings.seed << " (replay with SAGAFLOW_CRASH_SEED=" << settings.seed
+            << "); " << settings.orders << " orders at concurrency " << settings.concurrency
+            << ", payment mistakes " << settings.payment_mistakes << "%, default stock "
+            << settings.default_stock << " for items 101..104, load spread over " << settings.load_seconds
+            << " s" << std::endl;
+
+  const auto libs = Harness::KafkaLibs();
+  ASSERT_TRUE(HasJars(libs))
+      << "no Kafka jars in " << libs.string()
+      << ": run deployment/kafka/fetch first ('make test' does), or point SAGAFLOW_KAFKA_LIBS at them";
+  ASSERT_TRUE(fs::exists(std::string(SAGAFLOW_BIN_DIR) + "/sagaflow"))
+      << "no sagaflow binary in " << SAGAFLOW_BIN_DIR << ": build the 'sagaflow' target";
+
+  StopLeftoverBrokers();
+  if (!settings.ports_from_env && (PortOpen(settings.kafka_port) || PortOpen(settings.controller_port))) {
+    // Another run of this test (another checkout) has the default ports: take free ones.
+    settings.kafka_port = FreePort();
+    do {
+      settings.controller_port = FreePort();
+    } while (settings.controller_port == settings.kafka_port);
+    std::cout << "crash test: ports 19292/19293 are in use; the broker gets " << settings.kafka_port << "/"
+              << settings.controller_port << " instead" << std::endl;
+  }
+  for (int port : {settings.kafka_port, settings.controller_port}) {
+    ASSERT_FALSE(PortOpen(port)) << "port " << port << " is in use: the crash test runs its own broker there "
+                                 << "(set SAGAFLOW_CRASH_KAFKA_PORT / SAGAFLOW_CRASH_KAFKA_CONTROLLER_PORT)";
+  }
+
+  const auto plan = PlanOrders(settings, rng);
+  Harness h(settings);
+  std::cout << "crash test: working directory " << h.root().string() << ", broker " << h.brokers()
+            << ", topic prefix " << h.prefix() << std::endl;
+
+  // ---- broker, topics, services ----
+  const auto t_broker = Clock::now();
+  if (auto e = h.StartBroker(); !e.empty()) FAIL() << e;
+  std::cout << Format("crash test: broker ready after %.1f s", Seconds(Clock::now() - t_broker)) << std::endl;
+  const kafka::KafkaConfig kafka{h.brokers(), {}};
+  const core::TopicNames topics(h.prefix());
+  {
+    auto s = kafka::CreateTopics(kafka, topics.All(3), 60s);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+  }
+  for (const auto& role : kServices) h.Spawn(role);
+  for (const auto& role : kServices) {
+    if (auto e = h.WaitReady(role, 120s); !e.empty()) FAIL() << e;
+  }
+  std::cout << Format("crash test: services ready at t=%.1f s", h.Elapsed()) << std::endl;
+
+  // ---- the chaos plan: each service once in random order, the orchestrator once more ----
+  std::vector<std::string> victims = kServices;
+  std::shuffle(victims.begin(), victims.end(), rng);
+  {
+    // A second orchestrator kill, not right after the first one.
+    const auto first = std::find(victims.begin(), victims.end(), "orchestrator") - victims.begin();
+    std::vector<size_t> slots;
+    for (size_t at = 0; at <= victims.size(); ++at) {
+      if (at != static_cast<size_t>(first) && at != static_cast<size_t>(first) + 1) slots.push_back(at);
+    }
+    const auto at = slots[std::uniform_int_distribution<size_t>(0, slots.size() - 1)(rng)];
+    victims.insert(victims.begin() + static_cast<std::ptrdiff_t>(at), "orchestrator");
+  }
+  std::map<std::string, std::string> input_topic = {{"order", topics.status},
+                                                    {"orchestrator", topics.order},
+                                                    {"warehouse", topics.warehouse_reserve},
+                                                    {"payment", topics.payment_pay},
+                                                    {"notification", topics.notification_send}};
+
+  struct KillRecord {
+    std::string what;
+    double at_s = 0;         // since the load started
+    double down_s = 0;       // pause before the restart
+    double restart_s = 0;    // restart until ready
+    int64_t in_flight = -1;  // sagas not ended just before the kill (-1: unknown)
+  };
+  // Sagas the orchestrator has not ended yet (-1 if it does not answer).
+  auto in_flight = [&] {
+    auto a = Http(h.port("orchestrator"), "GET", "/sagas?limit=1", "", {}, 2);
+    if (a.status != 200 || !a.parsed.contains("counts")) return int64_t{-1};
+    int64_t n = 0;
+    for (const auto& [phase, count] : a.parsed["counts"].items()) {
+      if (phase != "ended") n += count.get<int64_t>();
+    }
+    return n;
+  };
+  std::vector<KillRecord> kills;
+  std::vector<Injected> injected;
+
+  std::atomic<bool> chaos_done{false};
+  Load load(settings, plan, h.port("order"), chaos_done);
+  // Stop the load threads whatever happens below (ASSERTs return early).
+  struct JoinGuard {
+    Load& load;
+    std::atomic<bool>& chaos_done;
+    bool joined = false;
+    ~JoinGuard() {
+      if (joined) return;
+      load.Stop();
+      chaos_done.store(true);
+      load.Join();
+    }
+  } join_guard{load, chaos_done};
+
+  const auto load_start = Clock::now();
+  load.Start();
+  const double slot = settings.load_seconds * 0.85 / static_cast<double>(victims.size());
+  for (size_t k = 0; k < victims.size(); ++k) {
+    const auto& role = victims[k];
+    const double at = static_cast<double>(k) * slot + uniform(0.1, 0.75) * slot;
+    auto when =
+        std::max(load_start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(at)),
+                 Clock::now() + 1s);
+    const bool inject =
+        std::none_of(injected.begin(), injected.end(), [&](const Injected& i) { return i.service == role; });
+    if (inject) {
+      // Just before the kill, a malformed record for the victim: its dead
+      // letter must be written once, whether or not the kill interrupts it.
+      const auto before =
+          when - std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(uniform(0, 1.5)));
+      h.SleepUntil(before);
+      Injected bad{input_topic.at(role), "malformed-" + role,
+                   "not a flatbuffer: injected on purpose for " + role + " (seed " +
+                       std::to_string(settings.seed) + ")",
+                   role};
+      if (auto e = Inject(kafka, h.prefix(), bad); !e.empty())
+        FAIL() << "injecting a malformed record: " << e;
+      injected.push_back(bad);
+    }
+    h.SleepUntil(when);
+    KillRecord record{role, 0, uniform(0.3, 3.0), 0, in_flight()};
+    record.at_s = Seconds(Clock::now() - load_start);
+    h.Kill(role);
+    std::cout << Format(
+                     "crash test: t=%.1f s kill -9 %s (%d of %d orders sent, %lld sagas in flight); restart "
+                     "in %.1f s",
+                     record.at_s, role.c_str(), load.sent(), settings.orders,
+                     static_cast<long long>(record.in_flight), record.down_s)
+              << std::endl;
+    h.SleepUntil(Clock::now() +
+                 std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(record.down_s)));
+    const auto restart = Clock::now();
+    h.Spawn(role);
+    if (auto e = h.WaitReady(role, 120s); !e.empty()) FAIL() << "restarting " << role << ": " << e;
+    record.restart_s = Seconds(Clock::now() - restart);
+    std::cout << Format("crash test: %s ready %.1f s after its restart", role.c_str(), record.restart_s)
+              << std::endl;
+    kills.push_back(record);
+  }
+  chaos_done.store(true);
+
+  // ---- the rest of the load ----
+  const auto load_limit = Clock::now() + 420s;
+  while (!load.done() && Clock::now() < load_limit) h.SleepUntil(Clock::now() + 200ms);
+  ASSERT_TRUE(load.done()) << "the load did not finish in time";
+  load.Join();
+  join_guard.joined = true;
+  auto& result = load.result();
+  std::cout << Format("crash test: t=%.1f s load sent in %.1f s: %lld POSTs, %lld refused and retried",
+                      Seconds(Clock::now() - load_start), load.seconds(),
+                      static_cast<long long>(result.posts.load()),
+                      static_cast<long long>(result.retried.load()))
+            << std::endl;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    ASSERT_TRUE(result.errors[i].empty())
+        << "order " << i << " (" << plan[i].idempotency_key << ") was not accepted: " << result.errors[i];
+  }
+
+  // ---- the broker ----
+  // Right after the burst that ends the load: sagas are still in flight.
+  h.SleepUntil(Clock::now() +
+               std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(uniform(0, 0.5))));
+  KillRecord broker_kill{"broker", 0, uniform(1.0, 4.0), 0, in_flight()};
+  broker_kill.at_s = Seconds(Clock::now() - load_start);
+  if (auto e = h.KillBroker(); !e.empty()) FAIL() << e;
+  std::cout << Format("crash test: t=%.1f s kill -9 the broker (%lld sagas in flight); restart in %.1f s",
+                      broker_kill.at_s, static_cast<long long>(broker_kill.in_flight), broker_kill.down_s)
+            << std::endl;
+  h.SleepUntil(Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                  std::chrono::duration<double>(broker_kill.down_s)));
+  const auto broker_restart = Clock::now();
+  if (auto e = h.StartBroker(); !e.empty()) FAIL() << "restarting the broker: " << e;
+  broker_kill.restart_s = Seconds(Clock::now() - broker_restart);
+  kills.push_back(broker_kill);
+  std::cout << Format("crash test: broker back after %.1f s", broker_kill.restart_s) << std::endl;
+
+  // ---- every order terminal ----
+  const auto settle_start = Clock::now();
+  const auto settle_limit = settle_start + 300s;
+  int64_t unfinished = -1;
+  while (Clock::now() < settle_limit) {
+    h.SleepUntil(Clock::now() + 1s);
+    auto process = Http(h.port("order"), "GET", "/orders?status=2&limit=1000");
+    auto fresh = Http(h.port("order"), "GET", "/orders?status=1&limit=1000");
+    if (process.status != 200 || fresh.status != 200) continue;
+    unfinished = process.parsed.value("count", int64_t{-1}) + fresh.parsed.value("count", int64_t{-1});
+    if (unfinished == 0) break;
+  }
+  const double settle_s = Seconds(Clock::now() - settle_start);
+  std::cout << Format("crash test: t=%.1f s %s after %.1f s", Seconds(Clock::now() - load_start),
+                      unfinished == 0 ? "every order terminal" : "orders still not terminal", settle_s)
+            << std::endl;
+
+  // ---- collect: the orders over REST, the changelogs and the DLQ from Kafka ----
+  std::vector<json> final_orders(plan.size());
+  std::vector<HttpAnswer> payments(plan.size());
+  {
+    std::atomic<size_t> next{0};
+    std::vector<std::thread> readers;
+    for (int t = 0; t < 8; ++t) {
+      readers.emplace_back([&] {
+        for (size_t i = next.fetch_add(1); i < plan.size(); i = next.fetch_add(1)) {
+          const auto id = std::to_string(result.ids[i]);
+          for (int attempt = 0; attempt < 5; ++attempt) {
+            auto a = Http(h.port("order"), "GET", "/orders/" + id);
+            if (a.status != 0) {
+              final_orders[i] =
+                  a.status == 200 ? a.parsed : json{{"http_status", a.status}, {"body", a.body}};
+              break;
+            }
+          }
+          for (int attempt = 0; attempt < 5; ++attempt) {
+            payments[i] = Http(h.port("payment"), "GET", "/payments/" + id);
+            if (payments[i].status != 0) break;
+          }
+        }
+      });
+    }
+    for (auto& t : readers) t.join();
+  }
+  std::vector<std::string> unreadable;
+  const auto order_records = ReadPayloads<core::OrderRecord>(kafka, topics.order_orders, &unreadable);
+  const auto payment_records = ReadPayloads<core::Payment>(kafka, topics.payment_payments, &unreadable);
+  const auto notification_records =
+      ReadPayloads<core::Notification>(kafka, topics.notification_sent, &unreadable);
+  const auto dead_letters = ReadPayloads<core::DeadLetter>(kafka, topics.dlq, &unreadable);
+  auto stock = Http(h.port("warehouse"), "GET", "/stock");
+  auto sagas = Http(h.port("orchestrator"), "GET", "/sagas?limit=1");
+  EXPECT_TRUE(unreadable.empty()) << "records that could not be read:\n"
+                                  << [&] {
+                                       std::string s;
+                                       for (const auto& u : unreadable) s += "  " + u + "\n";
+                                       return s;
+                                     }();
+
+  // ---- assert ----
+  // Exactly one order per Idempotency-Key: the client saw distinct ids, and
+  // the order changelog holds exactly those.
+  std::map<core::OrderId, size_t> index;  // order id -> planned order
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const bool fresh = index.emplace(result.ids[i], i).second;
+    EXPECT_TRUE(fresh) << "two Idempotency-Keys got order id " << result.ids[i];
+  }
+  std::map<std::string, std::set<core::OrderId>> ids_of_key;
+  std::set<core::OrderId> changelog_orders;
+  for (const auto& r : order_records) {
+    changelog_orders.insert(r.value.order.order_id);
+    ids_of_key[r.value.idempotency_key].insert(r.value.order.order_id);
+  }
+  EXPECT_EQ(changelog_orders.size(), plan.size()) << "orders recorded in " << topics.order_orders;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const auto& ids = ids_of_key[plan[i].idempotency_key];
+    EXPECT_EQ(ids, std::set<core::OrderId>{result.ids[i]})
+        << "orders recorded for Idempotency-Key " << plan[i].idempotency_key;
+  }
+
+  // Every order terminal; OK quantities per item.
+  int ok = 0, not_ok = 0;
+  std::map<std::string, int> not_ok_reasons;
+  std::map<core::ItemId, int64_t> ok_quantity;
+  std::vector<std::string> stuck;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const auto& o = final_orders[i];
+    const int status = o.is_object() ? o.value("status", 0) : 0;
+    if (status == 3) {
+      ++ok;
+      for (const auto& [item, q] : plan[i].quantity) ok_quantity[item] += q;
+    } else if (status == 4) {
+      ++not_ok;
+      ++not_ok_reasons[Shape(o.value("detail", ""))];
+    } else {
+      stuck.push_back(std::to_string(result.ids[i]) + ": " + o.dump());
+    }
+    if (o.is_object() && o.contains("sum")) {
+      EXPECT_EQ(o["sum"], plan[i].sum) << "order " << result.ids[i];
+    }
+  }
+  EXPECT_TRUE(stuck.empty()) << stuck.size() << " order(s) not terminal, e.g.:\n"
+                             <<
+      [&] {
+        std::string s;
+        for (size_t i = 0; i < std::min<size_t>(stuck.size(), 5); ++i) {
+          const auto id = stuck[i].substr(0, stuck[i].find(':'));
+          s += "  " + stuck[i] + "\n  saga: " + Http(h.port("orchestrator"), "GET", "/sagas/" + id).body +
+               "\n";
+        }
+        return s;
+      }();
+  std::map<std::string, int64_t> saga_counts;
+  if (sagas.status == 200 && sagas.parsed.contains("counts")) {
+    for (const auto& [phase, n] : sagas.parsed["counts"].items()) saga_counts[phase] = n.get<int64_t>();
+  }
+  EXPECT_EQ(saga_counts, (std::map<std::string, int64_t>{{"ended", static_cast<int64_t>(plan.size())}}))
+      << "sagas by state (GET /sagas): " << sagas.body;
+
+  // Stock: initial - available == reserved == the OK orders' quantity, per item.
+  std::map<core::ItemId, std::pair<int64_t, int64_t>> levels;  // available, reserved
+  ASSERT_EQ(stock.status, 200) << stock.body << stock.error;
+  for (const auto& item : stock.parsed["items"]) {
+    levels[item["item_id"].get<core::ItemId>()] = {item["available"].get<int64_t>(),
+                                                   item["reserved"].get<int64_t>()};
+  }
+  for (const auto& [item, level] : levels) {
+    EXPECT_TRUE(std::find(kItems.begin(), kItems.end(), item) != kItems.end())
+        << "stock of unknown item " << item;
+  }
+  for (const auto item : kItems) {
+    const auto [available, reserved] =
+        levels.contains(item) ? levels[item] : std::pair<int64_t, int64_t>{settings.default_stock, 0};
+    EXPECT_EQ(settings.default_stock - available, ok_quantity[item])
+        << "item " << item << ": initial " << settings.default_stock << ", available " << available
+        << ", reserved " << reserved;
+    EXPECT_EQ(reserved, ok_quantity[item])
+        << "item " << item << ": reserved vs the quantity of the OK orders";
+  }
+
+  // Payments: per order, every changelog record is a full state, so a second
+  // record for one order would mean the charge was executed twice.
+  std::map<core::OrderId, std::vector<core::Payment>> payments_of;
+  for (const auto& r : payment_records) payments_of[r.value.order_id].push_back(r.value);
+  int charged = 0, declined = 0;
+  for (const auto& [id, list] : payments_of) {
+    EXPECT_EQ(list.size(), 1u) << "payment records for order " << id;
+    EXPECT_TRUE(index.contains(id)) << "a payment for order " << id << ", which the load never placed";
+    for (const auto& p : list) (p.ok ? charged : declined)++;
+  }
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const auto id = result.ids[i];
+    const int status = final_orders[i].is_object() ? final_orders[i].value("status", 0) : 0;
+    const auto it = payments_of.find(id);
+    const int ok_records = it == payments_of.end()
+                               ? 0
+                               : static_cast<int>(std::count_if(it->second.begin(), it->second.end(),
+                                                                [](const core::Payment& p) { return p.ok; }));
+    const auto& rest = payments[i];
+    if (status == 3) {
+      EXPECT_EQ(ok_records, 1) << "OK order " << id << ": successful payments";
+      if (it != payments_of.end()) {
+        for (const auto& p : it->second)
+          EXPECT_EQ(p.amount, plan[i].sum) << "OK order " << id << ": amount charged";
+      }
+      EXPECT_EQ(rest.status, 200) << "GET /payments/" << id << ": " << rest.body;
+      if (rest.status == 200) {
+        EXPECT_TRUE(rest.parsed.value("ok", false)) << "GET /payments/" << id << ": " << rest.body;
+        EXPECT_EQ(rest.parsed.value("amount", int64_t{-1}), plan[i].sum) << "GET /payments/" << id;
+      }
+    } else if (status == 4) {
+      EXPECT_EQ(ok_records, 0) << "NOT OK order " << id << " was charged: " << final_orders[i].dump();
+      EXPECT_TRUE(rest.status == 404 || (rest.status == 200 && !rest.parsed.value("ok", true)))
+          << "NOT OK order " << id << ": GET /payments/" << id << " answered " << rest.status << " "
+          << rest.body;
+    }
+  }
+
+  // Notifications: at most one per order, and only for OK orders (a notify
+  // command is sent only after the charge succeeded).
+  std::map<core::OrderId, int> notifications_of;
+  int notified_ok = 0, notified_failed = 0;
+  for (const auto& r : notification_records) {
+    ++notifications_of[r.value.order_id];
+    (r.value.ok ? notified_ok : notified_failed)++;
+  }
+  for (const auto& [id, n] : notifications_of) {
+    EXPECT_LE(n, 1) << "notification records for order " << id;
+    const auto it = index.find(id);
+    if (it == index.end()) {
+      ADD_FAILURE() << "a notification for order " << id << ", which the load never placed";
+      continue;
+    }
+    EXPECT_EQ(final_orders[it->second].value("status", 0), 3)
+        << "a notification for order " << id << ", which is not OK";
+  }
+
+  // Dead letters: exactly the malformed records injected on purpose, once each.
+  std::multiset<std::pair<std::string, std::string>> expected_dlq, actual_dlq;
+  for (const auto& bad : injected) expected_dlq.insert({bad.topic, bad.value});
+  std::string unexpected_dlq;
+  for (const auto& d : dead_letters) {
+    actual_dlq.insert({d.value.source_topic, d.value.original});
+    if (!expected_dlq.contains({d.value.source_topic, d.value.original})) {
+      unexpected_dlq += "  from " + d.value.service + ", " + d.value.source_topic + "[" +
+                        std::to_string(d.value.source_partition) + "]@" +
+                        std::to_string(d.value.source_offset) + " key '" + d.value.source_key +
+                        "': " + d.value.reason + "\n";
+    }
+  }
+  EXPECT_EQ(actual_dlq, expected_dlq)
+      << "orders.dlq must hold exactly the " << injected.size() << " records malformed on purpose; others:\n"
+      << unexpected_dlq;
+
+  EXPECT_TRUE(h.unexpected_exits().empty()) << [&] {
+    std::string s = "services exited although nobody killed them:\n";
+    for (const auto& e : h.unexpected_exits()) s += "  " + e + "\n";
+    return s;
+  }();
+
+  // ---- the counts ----
+  std::ostringstream out;
+  out << "\n===== crash test summary (seed " << settings.seed << ") =====\n";
+  out << Format("%-34s %d (Idempotency-Keys %zu, orders in changelog %zu)\n", "orders sent", settings.orders,
+                plan.size(), changelog_orders.size());
+  out << Format("%-34s %lld (%lld refused and retried)\n", "POST /neworder attempts",
+                static_cast<long long>(result.posts.load()), static_cast<long long>(result.retried.load()));
+  for (const auto& [reason, n] : result.refusals)
+    out << Format("  refused: %-25s %lld\n", reason.c_str(), static_cast<long long>(n));
+  out << Format("%-34s %d / %d (not terminal: %zu)\n", "orders OK / NOT OK", ok, not_ok, stuck.size());
+  for (const auto& [reason, n] : not_ok_reasons) out << Format("  NOT OK: %-60s %d\n", reason.c_str(), n);
+  std::string saga_text;
+  for (const auto& [phase, n] : saga_counts) saga_text += phase + " " + std::to_string(n) + " ";
+  out << Format("%-34s %s\n", "sagas (orchestrator)", saga_text.c_str());
+  out << Format("%-34s %zu records: %d charged, %d declined; orders with >1 record: %zu\n", "payments",
+                payment_records.size(), charged, declined,
+                static_cast<size_t>(std::count_if(payments_of.begin(), payments_of.end(),
+                                                  [](const auto& p) { return p.second.size() > 1; })));
+  out << Format("%-34s %zu records: %d sent, %d failed; orders with >1 record: %zu\n", "notifications",
+                notification_records.size(), notified_ok, notified_failed,
+                static_cast<size_t>(std::count_if(notifications_of.begin(), notifications_of.end(),
+                                                  [](const auto& n) { return n.second > 1; })));
+  out << Format("%-34s %8s %10s %10s %10s %12s\n", "stock per item", "item", "initial", "available",
+                "reserved", "OK quantity");
+  for (const auto item : kItems) {
+    const auto level = levels.contains(item) ? levels[item] : std::pair<int64_t, int64_t>{-1, -1};
+    out << Format("%-34s %8lld %10lld %10lld %10lld %12lld\n", "", static_cast<long long>(item),
+                  static_cast<long long>(settings.default_stock), static_cast<long long>(level.first),
+                  static_cast<long long>(level.second), static_cast<long long>(ok_quantity[item]));
+  }
+  out << Format("%-34s %zu\n", "kills -9", kills.size());
+  for (const auto& k : kills) {
+    out << Format("  %-13s at t=%6.1f s (%4lld sagas in flight), down %.1f s, ready %.1f s after restart\n",
+                  k.what.c_str(), k.at_s, static_cast<long long>(k.in_flight), k.down_s, k.restart_s);
+  }
+  out << Format("%-34s %zu (%zu injected on purpose)\n", "dead letters in orders.dlq", dead_letters.size(),
+                injected.size());
+  out << Format("%-34s %zu\n", "unexpected service exits", h.unexpected_exits().size());
+  out << Format("%-34s load %.1f s, settle after broker restart %.1f s, total %.1f s\n", "elapsed",
+                load.seconds(), settle_s, h.Elapsed());
+  std::cout << out.str() << std::flush;
+}
+
+}  // namespace
+}  // namespace sagaflow::crash
