@@ -102,6 +102,10 @@ struct Settings {
   int64_t default_stock = 1800;
   // The orders are spread over this long, so that the kills fall during the load.
   double load_seconds = 80;
+  // How long the broker stays down after its kill -9 (the 30-second outage).
+  double broker_down_seconds = 30;
+  // POST /neworder answers 503 after this long when Kafka cannot take the order.
+  int accept_timeout_ms = 3000;
   int kafka_port = 19292;
   int controller_port = 19293;
   bool ports_from_env = false;
@@ -115,6 +119,7 @@ struct Settings {
     s.concurrency = static_cast<int>(EnvInt("SAGAFLOW_CRASH_CONCURRENCY", s.concurrency));
     s.default_stock = s.orders * 9 / 10;
     s.load_seconds = static_cast<double>(EnvInt("SAGAFLOW_CRASH_LOAD_SECONDS", 80));
+    s.broker_down_seconds = static_cast<double>(EnvInt("SAGAFLOW_CRASH_BROKER_DOWN_SECONDS", 30));
     s.kafka_port = static_cast<int>(EnvInt("SAGAFLOW_CRASH_KAFKA_PORT", s.kafka_port));
     s.controller_port = static_cast<int>(EnvInt("SAGAFLOW_CRASH_KAFKA_CONTROLLER_PORT", s.controller_port));
     s.ports_from_env = std::getenv("SAGAFLOW_CRASH_KAFKA_PORT") != nullptr ||
@@ -330,7 +335,10 @@ class Harness {
                                      prefix_,
                                      "--log-level",
                                      "info"};
-    if (role == "orchestrator") {
+    if (role == "order") {
+      args.emplace_back("--accept-timeout-ms");
+      args.push_back(std::to_string(settings_.accept_timeout_ms));
+    } else if (role == "orchestrator") {
       // Short deadlines: retries and give-ups happen within the test's time.
       for (const char* a : {"--step-timeout-ms", "3000", "--max-step-timeout-ms", "10000"})
         args.emplace_back(a);
@@ -705,7 +713,7 @@ TEST(CrashTest, KillEveryProcessDuringTheLoadAndTheBrokerAfterIt) {
                                  << "(set SAGAFLOW_CRASH_KAFKA_PORT / SAGAFLOW_CRASH_KAFKA_CONTROLLER_PORT)";
   }
 
-  const auto plan = PlanOrders(settings, rng);
+  auto plan = PlanOrders(settings, rng);  // the outage probe is appended to it later
   Harness h(settings);
   std::cout << "crash test: working directory " << h.root().string() << ", broker " << h.brokers()
             << ", topic prefix " << h.prefix() << std::endl;
@@ -848,19 +856,60 @@ TEST(CrashTest, KillEveryProcessDuringTheLoadAndTheBrokerAfterIt) {
   // Right after the burst that ends the load: sagas are still in flight.
   h.SleepUntil(Clock::now() +
                std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(uniform(0, 0.5))));
-  KillRecord broker_kill{"broker", 0, uniform(1.0, 4.0), 0, in_flight()};
+  KillRecord broker_kill{"broker", 0, settings.broker_down_seconds, 0, in_flight()};
   broker_kill.at_s = Seconds(Clock::now() - load_start);
   if (auto e = h.KillBroker(); !e.empty()) FAIL() << e;
   std::cout << Format("crash test: t=%.1f s kill -9 the broker (%lld sagas in flight); restart in %.1f s",
                       broker_kill.at_s, static_cast<long long>(broker_kill.in_flight), broker_kill.down_s)
             << std::endl;
-  h.SleepUntil(Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                  std::chrono::duration<double>(broker_kill.down_s)));
+  const auto broker_back_at = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                                 std::chrono::duration<double>(broker_kill.down_s));
+  // While the broker is away, a new order is refused promptly with 503 and a
+  // JSON error, not left hanging. The client retries it with the same
+  // Idempotency-Key once the broker is back, and it becomes one more order to check.
+  PlannedOrder probe = plan.front();
+  probe.idempotency_key = "crash-" + std::to_string(settings.seed) + "-outage-probe";
+  HttpAnswer probe_answer;
+  double probe_seconds = 0;
+  if (broker_kill.down_s >= 8) {
+    h.SleepUntil(Clock::now() + 3s);
+    const auto sent = Clock::now();
+    probe_answer = Http(h.port("order"), "POST", "/neworder", probe.body.dump(),
+                        {{"Idempotency-Key", probe.idempotency_key}}, 30);
+    probe_seconds = Seconds(Clock::now() - sent);
+    std::cout << Format("crash test: POST /neworder during the outage: HTTP %d after %.1f s: %s",
+                        probe_answer.status, probe_seconds, probe_answer.body.c_str())
+              << std::endl;
+    EXPECT_EQ(probe_answer.status, 503) << probe_answer.body << probe_answer.error;
+    EXPECT_TRUE(probe_answer.parsed.is_object() && probe_answer.parsed.contains("error")) << probe_answer.body;
+    EXPECT_LT(probe_seconds, settings.accept_timeout_ms / 1000.0 + 5) << "the order endpoint hung";
+  }
+  h.SleepUntil(broker_back_at);
   const auto broker_restart = Clock::now();
   if (auto e = h.StartBroker(); !e.empty()) FAIL() << "restarting the broker: " << e;
   broker_kill.restart_s = Seconds(Clock::now() - broker_restart);
   kills.push_back(broker_kill);
   std::cout << Format("crash test: broker back after %.1f s", broker_kill.restart_s) << std::endl;
+
+  if (probe_answer.status != 0) {
+    core::OrderId probe_id = 0;
+    std::string last;
+    const auto limit = Clock::now() + 120s;
+    while (probe_id == 0 && Clock::now() < limit) {
+      auto a = Http(h.port("order"), "POST", "/neworder", probe.body.dump(),
+                    {{"Idempotency-Key", probe.idempotency_key}}, 30);
+      if (a.status == 200) {
+        probe_id = a.parsed.value("order_id", core::OrderId{0});
+      } else {
+        last = std::to_string(a.status) + " " + a.body + a.error;
+        h.SleepUntil(Clock::now() + 500ms);
+      }
+    }
+    ASSERT_NE(probe_id, 0) << "the outage probe was never accepted after the broker came back: " << last;
+    plan.push_back(probe);
+    result.ids.push_back(probe_id);
+    result.errors.emplace_back();
+  }
 
   // ---- every order terminal ----
   const auto settle_start = Clock::now();
