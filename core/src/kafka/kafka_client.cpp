@@ -240,6 +240,10 @@ class ProducerImpl final : public TransactionalProducer {
   }
 
   Status Abort() override {
+    // Let the transaction's produce requests (and so its AddPartitionsToTxn) finish first: an
+    // EndTxn(abort) that overtakes them can be refused with INVALID_TXN_STATE, a fatal error
+    // (librdkafka issue 4849). Bounded: when the broker is away this only delays the abort.
+    producer_->flush(5000);
     auto s = FromTxnError(producer_->abort_transaction(30000), "abort_transaction");
     if (s.ok() || !s.error().retryable) in_txn_ = false;
     producer_->poll(0);
