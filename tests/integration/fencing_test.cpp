@@ -37,7 +37,7 @@ TEST_F(Fencing, ASecondOrchestratorWithTheSameInstanceIdFencesTheFirst) {
   ASSERT_TRUE(WaitFor(
       [&] {
         auto health = sys.Get("orchestrator", "/");
-        return health.status == 200 && health.json.value("status", "") != "ok";
+        return health.status == 503 && health.json.value("status", "") == "stopped";
       },
       60s))
       << "the fenced orchestrator kept running";

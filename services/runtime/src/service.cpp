@@ -57,8 +57,10 @@ core::Status Service::Start() {
   if (auto s = Retrying("catching up on the changelogs", [this] { return CatchUp(); }); !s.ok()) return s;
   if (auto s = OnCaughtUp(); !s.ok()) return s;
 
+  // Healthy means the Kafka loop runs: 503 while it starts, and after it stopped (e.g. fenced).
   http_.Route("GET", "/", [this](const HttpRequest&) {
-    return HttpResponse::Json({{"service", name_}, {"status", processor_->running() ? "ok" : "starting"}});
+    if (processor_->running()) return HttpResponse::Json({{"service", name_}, {"status", "ok"}});
+    return HttpResponse::Json({{"service", name_}, {"status", Done() ? "stopped" : "starting"}}, 503);
   });
   http_.Route("GET", "/metrics", [this](const HttpRequest&) { return HttpResponse::Text(metrics_.RenderPrometheus()); });
   AddRoutes(http_);
