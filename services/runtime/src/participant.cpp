@@ -79,24 +79,40 @@ std::chrono::milliseconds Participant::IdleInterval() const {
 
 void Participant::OnRecords(std::span<const kafka::Record> records, core::TxContext& tx) {
   for (const auto& record : records) {
-    auto message = DecodeOrDeadLetter(tx, record);
-    if (!message) continue;
-    const auto* command = std::get_if<core::StepCommand>(&message->payload);
-    if (command == nullptr) {
-      DeadLetter(tx, record, "expected a StepCommand, got " + std::string(core::PayloadName(message->payload)));
-      continue;
+    auto decoded = core::Decode(record.value);
+    std::string bad;
+    if (!decoded.ok()) {
+      bad = decoded.error().message;
+    } else if (const auto* command = std::get_if<core::StepCommand>(&decoded->payload); command == nullptr) {
+      bad = "expected a StepCommand, got " + std::string(core::PayloadName(decoded->payload));
+    } else if (!Handles(command->step)) {
+      bad = std::string(core::ToString(role_)) + " does not execute step " + std::string(core::ToString(command->step));
     }
-    if (!Handles(command->step)) {
-      DeadLetter(tx, record, std::string(core::ToString(role_)) + " does not execute step " +
-                                 std::string(core::ToString(command->step)));
+    if (!bad.empty()) {
+      // A dead letter is not idempotent like a command: write it only in the
+      // transaction that commits the offset past it, i.e. after every earlier
+      // record of its partition that still waits on its delay. Otherwise a
+      // crash in between would dead-letter it again.
+      int64_t after = 0;
+      for (const auto& [due, pending] : waiting_) {
+        if (pending.record.topic == record.topic && pending.record.partition == record.partition) {
+          after = std::max(after, due);
+        }
+      }
+      if (after == 0) {
+        DeadLetter(tx, record, bad);
+      } else {
+        tx.Defer(record);
+        waiting_.emplace(after, Pending{record, {}, std::move(bad)});
+      }
       continue;
     }
     const int64_t delay = DrawDelayMs();
     if (delay > 0) {
       tx.Defer(record);
-      waiting_.emplace(core::NowMs() + delay, Pending{record, std::move(*message)});
+      waiting_.emplace(core::NowMs() + delay, Pending{record, std::move(decoded.value()), ""});
     } else {
-      Process(tx, record, *message);
+      Process(tx, record, decoded.value());
     }
   }
 }
@@ -105,8 +121,13 @@ void Participant::OnIdle(core::TxContext& tx) {
   const auto now = core::NowMs();
   while (!waiting_.empty() && waiting_.begin()->first <= now) {
     auto node = waiting_.extract(waiting_.begin());
-    Process(tx, node.mapped().record, node.mapped().message);
-    tx.Complete(node.mapped().record.topic, node.mapped().record.partition, node.mapped().record.offset);
+    auto& pending = node.mapped();
+    if (pending.dead_letter_reason.empty()) {
+      Process(tx, pending.record, pending.message);
+    } else {
+      DeadLetter(tx, pending.record, pending.dead_letter_reason);
+    }
+    tx.Complete(pending.record.topic, pending.record.partition, pending.record.offset);
   }
 }
 

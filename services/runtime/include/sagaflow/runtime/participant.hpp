@@ -59,6 +59,8 @@ class Participant : public Service {
   struct Pending {
     kafka::Record record;
     core::Message message;
+    /// Set for a record to dead-letter once the records before it are answered.
+    std::string dead_letter_reason;
   };
   void Process(core::TxContext& tx, const kafka::Record& record, const core::Message& message);
   int64_t DrawDelayMs();
