@@ -141,13 +141,17 @@ class OrchestratorService final : public runtime::Service {
     SagaState& state = Working(message->saga_id);
     out.Put(EventKey(message->saga_id, state.version), record.value);
     state = core::Apply(definition_, std::move(state), *event);
-    // Keep snap/ in step with the events in every batch written, so a
-    // catch-up that stops half-way resumes from consistent states.
-    out.Put("snap/" + core::SagaKey(message->saga_id),
-            core::Encode({message->message_id, message->saga_id, "", message->produced_at_ms, 1, state}));
+    // During the catch-up, keep snap/ in step with the events in every batch
+    // written, so a catch-up that stops half-way resumes from consistent states.
+    // While serving, Handle() writes the snapshot once per input instead.
+    if (catching_up_) {
+      out.Put("snap/" + core::SagaKey(message->saga_id),
+              core::Encode({message->message_id, message->saga_id, "", message->produced_at_ms, 1, state}));
+    }
   }
 
   core::Status OnCaughtUp() override {
+    catching_up_ = false;
     dirty_.clear();
     std::lock_guard lock(summary_mu_);
     store().ScanPrefix("snap/", [&](std::string_view, std::string_view value) {
@@ -328,6 +332,8 @@ class OrchestratorService final : public runtime::Service {
   const core::SagaDefinition definition_;
   const runtime::Changelog events_;
   const runtime::Changelog states_;
+  // True until the start-up replay of the changelogs is over.
+  bool catching_up_ = true;
   std::unordered_map<core::OrderId, SagaState> active_;
   std::unordered_map<core::OrderId, SagaState> dirty_;
   std::mutex summary_mu_;
