@@ -63,21 +63,24 @@ void Participant::AddRoutes(HttpServer& http) {
   AddParticipantRoutes(http);
 }
 
-int64_t Participant::DrawDelayMs() {
+int64_t Participant::DrawDelayMs(std::mt19937_64& rng) const {
   const int lo = delay_min_ms_.load();
   const int hi = delay_max_ms_.load();
   if (hi <= 0) return 0;
-  return std::uniform_int_distribution<int64_t>(lo, std::max(lo, hi))(rng_);
+  return std::uniform_int_distribution<int64_t>(lo, std::max(lo, hi))(rng);
 }
 
-std::chrono::milliseconds Participant::IdleInterval() const {
+ParticipantTask::ParticipantTask(Participant& participant, int32_t task)
+    : ServiceTask(participant, task), participant_(participant) {}
+
+std::chrono::milliseconds ParticipantTask::IdleInterval() const {
   // Wake up in time for the next delayed command.
   if (waiting_.empty()) return std::chrono::milliseconds(50);
   const auto wait = waiting_.begin()->first - core::NowMs();
   return std::chrono::milliseconds(std::clamp<int64_t>(wait, 0, 50));
 }
 
-void Participant::OnRecords(std::span<const kafka::Record> records, core::TxContext& tx) {
+void ParticipantTask::OnRecords(std::span<const kafka::Record> records, core::TxContext& tx) {
   for (const auto& record : records) {
     auto decoded = core::Decode(record.value);
     std::string bad;
@@ -85,8 +88,9 @@ void Participant::OnRecords(std::span<const kafka::Record> records, core::TxCont
       bad = decoded.error().message;
     } else if (const auto* command = std::get_if<core::StepCommand>(&decoded->payload); command == nullptr) {
       bad = "expected a StepCommand, got " + std::string(core::PayloadName(decoded->payload));
-    } else if (!Handles(command->step)) {
-      bad = std::string(core::ToString(role_)) + " does not execute step " + std::string(core::ToString(command->step));
+    } else if (!participant_.Handles(command->step)) {
+      bad = std::string(core::ToString(participant_.role())) + " does not execute step " +
+            std::string(core::ToString(command->step));
     }
     if (!bad.empty()) {
       // A dead letter is not idempotent like a command: write it only in the
@@ -107,7 +111,7 @@ void Participant::OnRecords(std::span<const kafka::Record> records, core::TxCont
       }
       continue;
     }
-    const int64_t delay = DrawDelayMs();
+    const int64_t delay = participant_.DrawDelayMs(rng_);
     if (delay > 0) {
       tx.Defer(record);
       waiting_.emplace(core::NowMs() + delay, Pending{record, std::move(decoded.value()), ""});
@@ -117,7 +121,7 @@ void Participant::OnRecords(std::span<const kafka::Record> records, core::TxCont
   }
 }
 
-void Participant::OnIdle(core::TxContext& tx) {
+void ParticipantTask::OnIdle(core::TxContext& tx) {
   const auto now = core::NowMs();
   while (!waiting_.empty() && waiting_.begin()->first <= now) {
     auto node = waiting_.extract(waiting_.begin());
@@ -131,12 +135,12 @@ void Participant::OnIdle(core::TxContext& tx) {
   }
 }
 
-void Participant::OnAbortedHook() {
+void ParticipantTask::OnAbortedHook() {
   // The consumer rewinds to the committed offsets: every waiting command comes again.
   waiting_.clear();
 }
 
-void Participant::Process(core::TxContext& tx, const kafka::Record& record, const core::Message& message) {
+void ParticipantTask::Process(core::TxContext& tx, const kafka::Record& record, const core::Message& message) {
   const auto& command = std::get<core::StepCommand>(message.payload);
   const auto saga = message.saga_id;
   core::StepReply reply;
@@ -148,8 +152,8 @@ void Participant::Process(core::TxContext& tx, const kafka::Record& record, cons
                core::ToString(command.step), command.attempt, reply.ok ? "OK" : "NOT OK");
   } else {
     bool fail = false;
-    if (MayFail(command.step)) {
-      fail = std::uniform_int_distribution<int>(1, 100)(rng_) <= mistakes_.load();
+    if (participant_.MayFail(command.step)) {
+      fail = std::uniform_int_distribution<int>(1, 100)(rng_) <= participant_.mistakes();
     }
     reply = Execute(tx, command, fail);
     reply.step = command.step;
@@ -166,7 +170,7 @@ void Participant::Process(core::TxContext& tx, const kafka::Record& record, cons
   out.causation_id = message.message_id;
   out.produced_at_ms = core::NowMs();
   out.payload = reply;
-  Emit(tx, topics().ReplyTopic(role_), record.key, out);
+  Emit(tx, topics().ReplyTopic(participant_.role()), record.key, out);
 }
 
 }  // namespace sagaflow::runtime
