@@ -127,6 +127,16 @@ Status Processor::RunIteration() {
   std::vector<kafka::Record> records;
   if (deferred_count_ < options_.max_deferred) {
     records = source_.Poll(options_.max_batch, handler_.IdleInterval());
+    // Under load, let the batch fill until the commit interval since the last transaction is over.
+    const auto due = last_commit_ + options_.commit_interval;
+    while (!records.empty() && records.size() < options_.max_batch && !stop_.load()) {
+      const auto now = Clock::now();
+      if (now >= due) break;
+      auto more = source_.Poll(options_.max_batch - records.size(),
+                               std::chrono::duration_cast<std::chrono::milliseconds>(due - now) +
+                                   std::chrono::milliseconds(1));
+      for (auto& r : more) records.push_back(std::move(r));
+    }
   } else {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -154,6 +164,7 @@ Status Processor::RunIteration() {
     return Status::Ok();
   }
 
+  last_commit_ = Clock::now();
   if (!producer_->InTransaction()) {
     auto s = producer_->Begin();
     if (!s.ok()) return s;

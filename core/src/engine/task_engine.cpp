@@ -159,6 +159,7 @@ struct TaskEngine::Impl {
     po.kafka = options.kafka;
     po.transactional_id = options.transactional_id_prefix + "-" + TaskName(task.id_);
     po.max_batch = options.max_batch;
+    po.commit_interval = options.commit_interval;
     po.service = options.service + " task " + TaskName(task.id_);
     task.handler = factory(task.id_);
     task.processor = std::make_unique<Processor>(po, *task.handler, metrics, task);

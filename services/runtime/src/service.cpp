@@ -48,6 +48,7 @@ core::Status Service::Start() {
   eo.group_id = options_.topic_prefix + "sagaflow-" + name_;
   eo.input_topics = InputTopics();
   eo.single_task = SingleTask();
+  eo.commit_interval = std::chrono::milliseconds(options_.commit_interval_ms);
   // A partition's task keeps its transactional id whichever instance runs it,
   // so the new owner fences the old one. A single task owns all partitions:
   // its id is the instance's.

@@ -63,6 +63,8 @@ struct TaskEngineOptions {
   bool single_task = false;
   /// Most records one transaction handles.
   size_t max_batch = 2000;
+  /// See ProcessorOptions::commit_interval.
+  std::chrono::milliseconds commit_interval{0};
   /// Records buffered for a task before its partitions are paused.
   size_t max_queued = 10'000;
 };

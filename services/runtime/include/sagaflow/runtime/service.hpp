@@ -63,6 +63,8 @@ struct ServiceOptions {
   int32_t partitions = 3;
   /// fsync RocksDB's WAL on every commit.
   bool sync_writes = false;
+  /// Least time between the starts of two transactions of one task.
+  int commit_interval_ms = 0;
   std::map<std::string, std::string> kafka_properties;
 };
 
