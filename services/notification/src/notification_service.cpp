@@ -49,6 +49,13 @@ class NotificationService final : public runtime::Participant {
   std::vector<runtime::Changelog> Changelogs() const override { return {sent_}; }
   bool Handles(core::Step step) const override { return step == core::Step::kNotify; }
   bool MayFail(core::Step step) const override { return step == core::Step::kNotify; }
+  std::string InvalidCommand(const core::StepCommand& command) const override {
+    const auto channel = command.order.notification;
+    if (channel != core::NotificationType::kEmail && channel != core::NotificationType::kSms) {
+      return "unknown notification type " + std::to_string(static_cast<int>(channel)) + " (1 email, 2 SMS)";
+    }
+    return {};
+  }
 
  protected:
   std::unique_ptr<runtime::ServiceTask> CreateTask(int32_t task) override {

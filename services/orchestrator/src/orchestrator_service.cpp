@@ -102,6 +102,7 @@ class OrchestratorService final : public runtime::Service {
     metrics().Describe("step_retries_total", "Step requests sent again after a timeout");
     metrics().Describe("compensations_total", "Compensation steps requested");
     metrics().Describe("ignored_inputs_total", "Duplicate or stale inputs that changed nothing");
+    metrics().Describe("late_replies_total", "Participant replies that arrived after their saga ended");
     metrics().Describe("active_sagas", "Sagas not ended");
   }
 
@@ -286,6 +287,17 @@ class SagaTask final : public runtime::ServiceTask {
     for (const auto& record : records) {
       auto message = DecodeOrDeadLetter(tx, record);
       if (!message) continue;
+      if (message->saga_id <= 0 || record.key != core::SagaKey(message->saga_id)) {
+        DeadLetter(tx, record, "record key '" + record.key + "' is not the envelope's saga id " +
+                                   std::to_string(message->saga_id));
+        continue;
+      }
+      if (!Owns(record.key)) {
+        DeadLetter(tx, record, "key '" + record.key + "' does not belong to partition " +
+                                   std::to_string(record.partition) +
+                                   " (records must be partitioned by Kafka's murmur2 of the key)");
+        continue;
+      }
       if (const auto* placed = std::get_if<core::OrderPlaced>(&message->payload)) {
         if (placed->order.order_id <= 0 || placed->order.order_id != message->saga_id) {
           DeadLetter(tx, record, "OrderPlaced with order id " + std::to_string(placed->order.order_id) +
@@ -294,6 +306,20 @@ class SagaTask final : public runtime::ServiceTask {
         }
         Handle(tx, message->saga_id, *placed, message->message_id, now);
       } else if (const auto* reply = std::get_if<core::StepReply>(&message->payload)) {
+        const auto phase = PhaseOf(message->saga_id);
+        if (phase == SagaPhase::kNotStarted) {
+          DeadLetter(tx, record, std::string("a ") + std::string(core::ToString(reply->step)) +
+                                     " reply for saga " + std::to_string(message->saga_id) +
+                                     ", which this orchestrator never started");
+          continue;
+        }
+        if (phase == SagaPhase::kEnded) {
+          // A late answer to a request that timed out and was retried or compensated: expected, counted.
+          metrics().Add("late_replies_total");
+          log().info("saga={} {} reply (attempt {}) after the saga ended: ignored", message->saga_id,
+                     core::ToString(reply->step), reply->attempt);
+          continue;
+        }
         Handle(tx, message->saga_id, *reply, message->message_id, now);
       } else {
         DeadLetter(tx, record, "the orchestrator does not handle " + std::string(core::PayloadName(message->payload)));
@@ -331,6 +357,14 @@ class SagaTask final : public runtime::ServiceTask {
 
  private:
   // The saga's state as this iteration sees it; loaded into dirty_ on first touch.
+  // The saga's phase as this iteration sees it, without loading it for work.
+  SagaPhase PhaseOf(core::OrderId id) const {
+    if (auto it = dirty_.find(id); it != dirty_.end()) return it->second.phase;
+    if (auto it = active_.find(id); it != active_.end()) return it->second.phase;
+    auto stored = runtime::DecodeStored<SagaState>(Get("snap/" + core::SagaKey(id)));
+    return stored ? stored->phase : SagaPhase::kNotStarted;
+  }
+
   SagaState& Working(core::OrderId id) {
     if (auto it = dirty_.find(id); it != dirty_.end()) return it->second;
     SagaState state;

@@ -49,6 +49,14 @@ class PaymentService final : public runtime::Participant {
   std::vector<runtime::Changelog> Changelogs() const override { return {payments_}; }
   bool Handles(core::Step step) const override { return step == core::Step::kCharge; }
   bool MayFail(core::Step step) const override { return step == core::Step::kCharge; }
+  std::string InvalidCommand(const core::StepCommand& command) const override {
+    const auto& order = command.order;
+    if (order.sum < 0) return "the sum to charge must not be negative, got " + std::to_string(order.sum);
+    if (order.payment != core::PaymentType::kCard && order.payment != core::PaymentType::kSbp) {
+      return "unknown payment type " + std::to_string(static_cast<int>(order.payment)) + " (1 card, 2 SBP)";
+    }
+    return {};
+  }
 
  protected:
   std::unique_ptr<runtime::ServiceTask> CreateTask(int32_t task) override {

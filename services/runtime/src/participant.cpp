@@ -13,6 +13,8 @@ Participant::Participant(std::string name, core::Service role, ServiceOptions op
       delay_max_ms_(participant.delay_max_ms) {
   metrics().Describe("commands_total", "Commands answered, by step and result");
   metrics().Describe("duplicate_commands_total", "Commands answered from the recorded reply");
+  metrics().Describe("quarantined_records_total",
+                     "Commands dead-lettered because applying them would break an invariant of the state");
 }
 
 void Participant::AddRoutes(HttpServer& http) {
@@ -91,6 +93,8 @@ void ParticipantTask::OnRecords(std::span<const kafka::Record> records, core::Tx
     } else if (!participant_.Handles(command->step)) {
       bad = std::string(core::ToString(participant_.role())) + " does not execute step " +
             std::string(core::ToString(command->step));
+    } else {
+      bad = Invalid(record, decoded.value(), *command);
     }
     if (!bad.empty()) {
       // A dead letter is not idempotent like a command: write it only in the
@@ -119,6 +123,23 @@ void ParticipantTask::OnRecords(std::span<const kafka::Record> records, core::Tx
       Process(tx, record, decoded.value());
     }
   }
+}
+
+std::string ParticipantTask::Invalid(const kafka::Record& record, const core::Message& message,
+                                     const core::StepCommand& command) const {
+  if (message.saga_id <= 0) return "saga id must be positive, got " + std::to_string(message.saga_id);
+  if (command.order.order_id != message.saga_id) {
+    return "a command for order " + std::to_string(command.order.order_id) + " in an envelope for saga " +
+           std::to_string(message.saga_id);
+  }
+  if (record.key != core::SagaKey(message.saga_id)) {
+    return "record key '" + record.key + "' is not the saga id " + std::to_string(message.saga_id);
+  }
+  if (!Owns(record.key)) {
+    return "key '" + record.key + "' does not belong to partition " + std::to_string(record.partition) +
+           " (records must be partitioned by Kafka's murmur2 of the key)";
+  }
+  return participant_.InvalidCommand(command);
 }
 
 void ParticipantTask::OnIdle(core::TxContext& tx) {
@@ -155,7 +176,16 @@ void ParticipantTask::Process(core::TxContext& tx, const kafka::Record& record, 
     if (participant_.MayFail(command.step)) {
       fail = std::uniform_int_distribution<int>(1, 100)(rng_) <= participant_.mistakes();
     }
+    quarantine_.clear();
     reply = Execute(tx, command, fail);
+    if (!quarantine_.empty()) {
+      // Applying it would break an invariant of the state: set it aside, keep serving.
+      metrics().Add("quarantined_records_total");
+      log().error("saga={} {} attempt {}: quarantined: {}", saga, core::ToString(command.step), command.attempt,
+                  quarantine_);
+      DeadLetter(tx, record, "quarantined: " + quarantine_);
+      return;
+    }
     reply.step = command.step;
     reply.attempt = command.attempt;
     log().info("saga={} {} attempt {}: {}{}{}", saga, core::ToString(command.step), command.attempt,

@@ -12,6 +12,9 @@ using runtime::HttpRequest;
 using runtime::HttpResponse;
 
 constexpr auto kRestockTimeout = std::chrono::seconds(10);
+// Bounds of a reservation command: what the REST edge accepts, with room.
+constexpr size_t kMaxLines = 1000;
+constexpr int64_t kMaxQuantity = 1'000'000'000;
 
 struct Restock {
   std::vector<std::pair<core::ItemId, int64_t>> items;
@@ -41,6 +44,21 @@ class WarehouseService final : public runtime::Participant {
     return step == core::Step::kReserveStock || step == core::Step::kReleaseStock;
   }
   bool MayFail(core::Step step) const override { return step == core::Step::kReserveStock; }
+
+  std::string InvalidCommand(const core::StepCommand& command) const override {
+    if (command.step != core::Step::kReserveStock) return {};  // a release uses the recorded reservation
+    const auto& items = command.order.items;
+    if (items.empty()) return "a reservation needs at least one item";
+    if (items.size() > kMaxLines) return "a reservation has at most " + std::to_string(kMaxLines) + " items";
+    for (const auto& i : items) {
+      if (i.item_id < 0) return "item id must not be negative, got " + std::to_string(i.item_id);
+      if (i.quantity < 1 || i.quantity > kMaxQuantity) {
+        return "quantity of item " + std::to_string(i.item_id) + " must be from 1 to " +
+               std::to_string(kMaxQuantity) + ", got " + std::to_string(i.quantity);
+      }
+    }
+    return {};
+  }
 
   int64_t default_stock() const { return default_stock_; }
   const runtime::Changelog& stock() const { return stock_; }
@@ -207,13 +225,20 @@ class WarehouseTask final : public runtime::ParticipantTask {
     if (r->state == ReservationState::kReserved) {
       std::map<core::ItemId, int64_t> held;
       for (const auto& i : r->items) held[i.item_id] += i.quantity;
+      std::vector<core::StockLevel> levels;
       for (const auto& [id, quantity] : held) {
         auto level = Stock(id);
+        if (level.reserved < quantity) {
+          Quarantine("releasing order " + std::to_string(r->order_id) + " would leave item " + std::to_string(id) +
+                     " with a negative reserved count (" + std::to_string(level.reserved) + " reserved, " +
+                     std::to_string(quantity) + " to release)");
+          return {command.step, command.attempt, false, ""};
+        }
         level.available += quantity;
         level.reserved -= quantity;
-        SAGAFLOW_CHECK(level.reserved >= 0, "reserved stock of item " + std::to_string(id) + " would go negative");
-        PutStock(tx, level);
+        levels.push_back(level);
       }
+      for (const auto& level : levels) PutStock(tx, level);
       r->detail = "reservation released";
     } else {
       r->detail = "nothing was reserved";

@@ -40,6 +40,10 @@ class Participant : public Service {
   virtual bool Handles(core::Step step) const = 0;
   /// Whether failure injection applies to `step` (not to compensations).
   virtual bool MayFail(core::Step step) const = 0;
+  /// Why `command` makes no sense for this participant ("" when it does):
+  /// checked before it touches state; a command that fails goes to the
+  /// dead-letter topic with the reason.
+  virtual std::string InvalidCommand(const core::StepCommand& command) const { return {}; }
 
  protected:
   /// Subclass routes besides /set.
@@ -67,6 +71,11 @@ class ParticipantTask : public ServiceTask {
   /// false for compensations).
   virtual core::StepReply Execute(core::TxContext& tx, const core::StepCommand& command, bool fail_on_purpose) = 0;
 
+  /// From Execute: applying the command would break an invariant of the
+  /// state. Nothing staged may have changed; the command is dead-lettered
+  /// (quarantined) instead of answered, with a metric and an error log line.
+  void Quarantine(std::string reason) { quarantine_ = std::move(reason); }
+
   // ProcessorHandler / ServiceTask
   void OnRecords(std::span<const kafka::Record> records, core::TxContext& tx) override;
   void OnIdle(core::TxContext& tx) override;
@@ -83,8 +92,12 @@ class ParticipantTask : public ServiceTask {
     std::string dead_letter_reason;
   };
   void Process(core::TxContext& tx, const kafka::Record& record, const core::Message& message);
+  /// Why a command record is not to be executed ("" when it is fine).
+  std::string Invalid(const kafka::Record& record, const core::Message& message,
+                      const core::StepCommand& command) const;
 
   Participant& participant_;
+  std::string quarantine_;
   std::mt19937_64 rng_{std::random_device{}()};
   std::multimap<int64_t, Pending> waiting_;  // by the time it is due, ms since epoch
 };
