@@ -47,6 +47,10 @@ void AddCommon(CLI::App* app, Common& c, int default_port, const std::string& ro
                   "joins the batch (more throughput under load, more latency)")
       ->check(CLI::Range(0, 10000))
       ->capture_default_str();
+  app->add_option("--admin-token-file", c.service.admin_token_file,
+                  "File (mode 0600) whose first line is the token admin requests must send as "
+                  "'Authorization: Bearer TOKEN' (POST /set, POST /stock); without it they answer 403")
+      ->check(CLI::ExistingFile);
   app->add_option("--kafka-property", c.kafka_properties, "Extra librdkafka property key=value (repeatable)");
   app->add_option("--log-level", c.log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))

@@ -94,6 +94,7 @@ class WarehouseService final : public runtime::Participant {
 
  private:
   HttpResponse PostStock(const HttpRequest& req) {
+    if (auto denied = DenyUnlessAdmin(req)) return *denied;
     auto body = runtime::ParseJsonBody(req);
     json list = body.contains("items") ? body["items"] : json::array({body});
     if (!list.is_array() || list.empty()) throw HttpError{400, "\"items\" must be a non-empty array"};

@@ -65,6 +65,9 @@ struct ServiceOptions {
   bool sync_writes = false;
   /// Least time between the starts of two transactions of one task.
   int commit_interval_ms = 0;
+  /// A file holding the token that admin requests (fault injection, restock)
+  /// must send as "Authorization: Bearer <token>". Empty: those endpoints are off.
+  std::string admin_token_file;
   std::map<std::string, std::string> kafka_properties;
 };
 
@@ -112,6 +115,10 @@ class Service {
   kafka::KafkaConfig kafka_config() const { return {options_.brokers, options_.kafka_properties}; }
   /// A new unique message id.
   std::string NewMessageId(const std::string& kind, core::OrderId saga) const;
+  /// For admin routes: nullopt when `request` carries the admin token;
+  /// otherwise the answer to give (403 when admin endpoints are off, 401 for
+  /// a missing or wrong token).
+  std::optional<HttpResponse> DenyUnlessAdmin(const HttpRequest& request) const;
 
   virtual std::vector<std::string> InputTopics() const = 0;
   virtual std::vector<Changelog> Changelogs() const = 0;
@@ -128,6 +135,7 @@ class Service {
  private:
   friend class ServiceTask;  // writes the store after its commits
   core::Status CheckCoPartitioned();
+  core::Status LoadAdminToken();
   /// Calls `fn` until it succeeds, fails for good, or the start-up deadline passes.
   core::Status Retrying(const std::string& what, const std::function<core::Status()>& fn);
 
@@ -138,6 +146,7 @@ class Service {
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<eventstore::ProjectionStore> store_;
   int32_t partitions_ = 0;
+  std::string admin_token_;
   std::unique_ptr<core::TaskEngine> engine_;
   HttpServer http_;
   std::thread loop_;
