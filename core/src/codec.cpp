@@ -367,7 +367,8 @@ std::string Encode(const Message& message) {
   PayloadWriter writer{b};
   auto payload = std::visit(writer, message.payload);
   auto env = w::CreateEnvelopeDirect(b, message.message_id.c_str(), message.saga_id, message.causation_id.c_str(),
-                                     message.produced_at_ms, message.schema_version, writer.type, payload);
+                                     message.produced_at_ms, message.schema_version, writer.type, payload,
+                                     message.events_watermark);
   w::FinishEnvelopeBuffer(b, env);
   return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
 }
@@ -393,6 +394,7 @@ Result<Message> Decode(std::string_view bytes) {
     out.produced_at_ms = env->produced_at_ms();
     out.schema_version = env->schema_version();
     out.payload = ReadPayload(env);
+    out.events_watermark = env->events_watermark();
     return out;
   } catch (const DecodeError& e) {
     return Error{Errc::kCorrupt, e.message};

@@ -180,7 +180,7 @@ class OrderTask final : public runtime::ServiceTask {
     }
   }
 
-  void OnCommittedHook() override {
+  void OnCommittedHook(const std::vector<kafka::Delivered>&) override {
     for (auto& [item, result] : in_flight_) item.promise->set_value(result);
     in_flight_.clear();
   }

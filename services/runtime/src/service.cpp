@@ -225,8 +225,11 @@ core::Status ServiceTask::Restore() {
 }
 
 core::Status ServiceTask::MarkApplied(const eventstore::OffsetMap& offsets) {
-  auto& store = *service_.store_;
-  return store.Commit(eventstore::WriteSet{}, offsets);
+  return CommitLocal(eventstore::WriteSet{}, offsets);
+}
+
+core::Status ServiceTask::CommitLocal(const eventstore::WriteSet& writes, const eventstore::OffsetMap& offsets) {
+  return service_.store_->Commit(writes, offsets);
 }
 
 void ServiceTask::ApplyChangelog(const Changelog& changelog, const kafka::Record& record,
@@ -299,7 +302,7 @@ void ServiceTask::OnCommitted(const std::vector<kafka::Delivered>& delivered) {
     SAGAFLOW_CHECK(s.ok(), s.ok() ? "" : s.error().message);
   }
   staged_.clear();
-  OnCommittedHook();
+  OnCommittedHook(delivered);
 }
 
 void ServiceTask::OnAborted() {

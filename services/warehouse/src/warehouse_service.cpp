@@ -167,7 +167,7 @@ class WarehouseTask final : public runtime::ParticipantTask {
     }
   }
 
-  void OnCommittedHook() override {
+  void OnCommittedHook(const std::vector<kafka::Delivered>&) override {
     for (auto& [item, levels] : in_flight_) item.promise->set_value(std::move(levels));
     in_flight_.clear();
   }

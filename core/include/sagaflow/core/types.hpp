@@ -229,6 +229,9 @@ struct Message {
   TimeMs produced_at_ms = 0;
   uint16_t schema_version = 1;
   Payload payload;
+  /// On a saga snapshot: every saga in flight when it was written has its
+  /// first event at or after this offset of its saga-events partition (-1: not said).
+  int64_t events_watermark = -1;
   bool operator==(const Message&) const = default;
 };
 

@@ -186,12 +186,16 @@ class ServiceTask : public core::TaskHandler {
   virtual void ApplyChangelog(const Changelog& changelog, const kafka::Record& record, eventstore::WriteSet& out);
   /// Drops any per-iteration state of the subclass after an abort.
   virtual void OnAbortedHook() {}
-  /// Called after the staged writes were committed to the store.
-  virtual void OnCommittedHook() {}
+  /// Called after the staged writes were committed to the store, with where
+  /// each record produced in the transaction landed (in produce order).
+  virtual void OnCommittedHook(const std::vector<kafka::Delivered>& delivered) {}
 
   /// Produces `message` to a changelog topic and stages its effect.
   void EmitChangelog(core::TxContext& tx, const Changelog& changelog, const std::string& key,
                      const core::Message& message);
+  /// Stages a local write that no changelog record carries (e.g. derived
+  /// state); committed with the transaction's other writes.
+  void StageLocal(std::string key, std::string value) { staged_.Put(std::move(key), std::move(value)); }
   /// Produces `message` (commands, replies) keyed by `key`.
   void Emit(core::TxContext& tx, const std::string& topic, const std::string& key, const core::Message& message);
   /// Sends `record` to the dead-letter topic with `reason`; the loop moves on.
@@ -202,6 +206,8 @@ class ServiceTask : public core::TaskHandler {
   std::optional<std::string> Get(const std::string& key) const;
   /// Records changelog offsets as applied without applying anything.
   core::Status MarkApplied(const eventstore::OffsetMap& offsets);
+  /// Writes `writes` and applied `offsets` to the store at once (for a restore done by hand).
+  core::Status CommitLocal(const eventstore::WriteSet& writes, const eventstore::OffsetMap& offsets);
   /// The partitions this task reads and writes ({} for all).
   std::vector<int32_t> OwnPartitions() const;
 
