@@ -542,6 +542,31 @@ core::Result<OffsetMap> EndOffsets(const KafkaConfig& config, const std::string&
   return out;
 }
 
+core::Result<OffsetMap> OffsetsForTime(const KafkaConfig& config, const std::string& topic, int64_t time_ms) {
+  auto consumer = MakeReader(config);
+  if (!consumer.ok()) return consumer.error();
+  auto marks = TopicWatermarks(*consumer.value(), topic);
+  if (!marks.ok()) {
+    consumer.value()->close();
+    return marks.error();
+  }
+  std::vector<RdKafka::TopicPartition*> query;
+  for (const auto& [p, w] : marks.value()) query.push_back(RdKafka::TopicPartition::create(topic, p, time_ms));
+  auto code = consumer.value()->offsetsForTimes(query, 10000);
+  OffsetMap out;
+  for (auto* p : query) {
+    // -1: no record at or after the time: start at the end.
+    const int64_t offset = p->offset() >= 0 ? p->offset() : marks.value()[p->partition()].high;
+    out[{topic, p->partition()}] = offset;
+  }
+  DestroyAll(query);
+  consumer.value()->close();
+  if (code != RdKafka::ERR_NO_ERROR) {
+    return Error{Errc::kUnavailable, "offsets of " + topic + " by time: " + RdKafka::err2str(code), true};
+  }
+  return out;
+}
+
 core::Result<OffsetMap> ReadToEnd(const KafkaConfig& config, const std::string& topic, const OffsetMap& start,
                                   const std::function<void(const Record&)>& fn,
                                   const std::function<void(int64_t)>& progress) {

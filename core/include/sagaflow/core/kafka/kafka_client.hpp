@@ -116,6 +116,10 @@ class GroupConsumer {
 /// The current end (high watermark) of every partition of `topic`.
 core::Result<OffsetMap> EndOffsets(const KafkaConfig& config, const std::string& topic);
 
+/// The offset of the first record of each partition of `topic` whose
+/// timestamp is at or after `time_ms` (the partition's end where none is).
+core::Result<OffsetMap> OffsetsForTime(const KafkaConfig& config, const std::string& topic, int64_t time_ms);
+
 /// Reads every committed record of `topic` from `start` (missing partitions
 /// start at the beginning) up to the end of each partition as of the call,
 /// calling `fn` for each. Returns the next offset of every partition.
