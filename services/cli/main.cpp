@@ -110,7 +110,8 @@ struct SourceFlags {
   replay::SourceOptions source;
   std::string since;
   std::vector<std::string> kafka_properties;
-  std::string log_level = "error";
+  // Off: a problem is reported as one line by the command itself.
+  std::string log_level = "off";
 };
 
 void AddSource(CLI::App* app, SourceFlags& f, bool with_file, bool with_since) {
@@ -131,8 +132,7 @@ void AddSource(CLI::App* app, SourceFlags& f, bool with_file, bool with_since) {
 
 // Fills in what the flags say; false (after one line on stderr) when a value is bad.
 bool ResolveSource(SourceFlags& f, const char* command) {
-  core::InitLogging(command, f.log_level == "off" ? "error" : f.log_level);
-  if (f.log_level == "off") spdlog::set_level(spdlog::level::off);
+  core::InitLogging(command, f.log_level);
   for (const auto& kv : f.kafka_properties) {
     auto eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) {

@@ -12,11 +12,11 @@
 #include <variant>
 
 #include "format.hpp"
-#include "participants.hpp"
 #include "progress.hpp"
 #include "sagaflow/core/kafka/kafka_client.hpp"
 #include "sagaflow/core/topics.hpp"
 #include "sagaflow/replay/export_file.hpp"
+#include "sagaflow/replay/participants.hpp"
 
 namespace sagaflow::replay {
 namespace {

@@ -39,7 +39,7 @@ struct SourceOptions {
   /// Draw a progress bar on stderr (the CLI sets it when stderr is a terminal).
   bool progress = false;
   /// How long to wait for the broker before giving up.
-  int64_t broker_timeout_ms = 10'000;
+  int64_t broker_timeout_ms = 5'000;
 };
 
 struct ReplayOptions {
