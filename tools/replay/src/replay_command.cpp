@@ -357,28 +357,19 @@ core::Status ReadFromKafka(const SourceOptions& source, Replayer& replayer, cons
   if (auto s = kafka::WaitForBroker(config, std::chrono::milliseconds(source.broker_timeout_ms)); !s.ok()) {
     return Error{Errc::kUnavailable, "Kafka broker at " + source.brokers + " is unreachable", false};
   }
-  auto end = kafka::EndOffsets(config, topic);
-  if (!end.ok()) return end.error();
   kafka::OffsetMap start;
   if (source.since_ms) {
     auto from = kafka::OffsetsForTime(config, topic, *source.since_ms);
     if (!from.ok()) return from.error();
     start = from.value();
   }
-  int64_t total = 0;
-  for (const auto& [tp, high] : end.value()) {
-    auto it = start.find(tp);
-    total += high - (it == start.end() ? 0 : it->second);
-  }
   detail::ProgressBar bar(source.progress, "reading " + topic);
-  int64_t read = 0;
-  auto result = kafka::ReadToEnd(
+  auto result = kafka::ReadBulk(
       config, topic, start,
-      [&](const kafka::Record& record) {
-        replayer.Add(SourceRecord{record.partition, record.offset, record.timestamp_ms, record.key, record.value});
-        if ((++read & 0x3FF) == 0) bar.Update(read, total);
+      [&](std::span<const kafka::RecordView> records) {
+        for (const auto& r : records) replayer.Add(SourceRecord{r.partition, r.offset, r.timestamp_ms, r.key, r.value});
       },
-      {});
+      [&](int64_t read, int64_t expected) { bar.Update(read, expected); });
   bar.Done();
   if (!result.ok()) return result.error();
   return core::Status::Ok();
@@ -465,12 +456,15 @@ int RunExport(const SourceOptions& source, const std::string& out_path, std::ost
   }
   core::Status write_status;
   detail::ProgressBar bar(source.progress, "exporting " + topic);
-  auto result = kafka::ReadToEnd(config, topic, start, [&](const kafka::Record& record) {
-    if (!write_status.ok()) return;
-    write_status =
-        writer.value()->Write(SourceRecord{record.partition, record.offset, record.timestamp_ms, record.key, record.value});
-    bar.Update(writer.value()->records(), 0);
-  });
+  auto result = kafka::ReadBulk(
+      config, topic, start,
+      [&](std::span<const kafka::RecordView> records) {
+        for (const auto& r : records) {
+          if (!write_status.ok()) return;
+          write_status = writer.value()->Write(SourceRecord{r.partition, r.offset, r.timestamp_ms, r.key, r.value});
+        }
+      },
+      [&](int64_t read, int64_t expected) { bar.Update(read, expected); });
   bar.Done();
   core::Status status = !result.ok() ? core::Status(result.error()) : write_status;
   if (status.ok()) status = writer.value()->Close();
