@@ -157,7 +157,7 @@ int PrintSummary(const Replayer& replayer, const ReplayOptions& o, core::TimeMs 
     out << fmt::format("{} saga(s){}{}\n", selected.size(), o.state.empty() ? "" : " in state " + o.state,
                        o.stuck_ms ? " in flight for longer than " + FormatDuration(*o.stuck_ms) : "");
     if (selected.empty()) return kExitOk;
-    out << fmt::format("{:<18} {:<13} {:<25} {:>11}  {}\n", "saga", "state", "started", "age", "detail / awaiting");
+    out << fmt::format("{:<18} {:<13} {:<25} {:>11}  {}\n", "saga", "state", "started", "age/took", "detail / awaiting");
     for (const SagaReplay* r : selected) {
       const int64_t age = (InFlight(*r) ? now : r->state.ended_at_ms) - r->first_event_ms;
       out << fmt::format("{:<18} {:<13} {:<25} {:>11}  {}\n", r->id, StateName(*r), FormatTime(r->first_event_ms),
