@@ -40,7 +40,10 @@ class ReplayTest : public SystemTest {
   }
 
   CommandRun Replay(replay::ReplayOptions options) {
-    if (options.source.file.empty()) options.source = Source();
+    if (options.source.file.empty()) {
+      options.source.brokers = system_->kafka().brokers;
+      options.source.topic_prefix = system_->prefix();
+    }
     std::ostringstream out, err;
     CommandRun run;
     run.code = replay::RunReplay(options, out, err);
@@ -88,6 +91,17 @@ TEST_F(ReplayTest, ReferenceScenariosVerifyAgainstTheCodeAndTheParticipants) {
   EXPECT_NE(summary.out.find(": 4 saga(s)"), std::string::npos) << summary.out;
   EXPECT_NE(summary.out.find("in flight: 0"), std::string::npos) << summary.out;
   EXPECT_NE(summary.out.find("compensations 1"), std::string::npos) << summary.out;
+
+  // --since: the sagas started at or after a time; none after the last one.
+  replay::ReplayOptions later;
+  later.source.since_ms = core::NowMs() + 60'000;
+  const CommandRun none = Replay(later);
+  EXPECT_EQ(none.code, replay::kExitOk) << none.err;
+  EXPECT_NE(none.out.find(": 0 saga(s)"), std::string::npos) << none.out;
+  replay::ReplayOptions earlier;
+  earlier.source.since_ms = core::NowMs() - 3'600'000;
+  const CommandRun all = Replay(earlier);
+  EXPECT_NE(all.out.find(": 4 saga(s)"), std::string::npos) << all.out;
 }
 
 TEST_F(ReplayTest, TimelineShowsTheCompensationOfThePaymentFailure) {
