@@ -7,6 +7,7 @@
 #include <map>
 #include <ostream>
 #include <set>
+#include <thread>
 
 #include "format.hpp"
 #include "sagaflow/core/codec.hpp"
@@ -293,11 +294,18 @@ int RunDlqRedrive(const DlqOptions& o, const std::vector<std::string>& ids, bool
     return kExitBadInput;
   }
   std::map<std::string, std::string> done;  // id -> where it went, when
-  auto read = kafka::ReadToEnd(config, marker_topic, {}, [&](const kafka::Record& record) {
-    auto message = core::Decode(record.value);
-    const auto* marker = message.ok() ? std::get_if<core::DeadLetter>(&message->payload) : nullptr;
-    done[record.key] = marker ? marker->source_topic + " at " + FormatTime(message->produced_at_ms) : "?";
-  });
+  core::Result<kafka::OffsetMap> read = kafka::OffsetMap{};
+  // A marker topic created a moment ago may not have a leader yet: retry that, briefly.
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    done.clear();
+    read = kafka::ReadToEnd(config, marker_topic, {}, [&](const kafka::Record& record) {
+      auto message = core::Decode(record.value);
+      const auto* marker = message.ok() ? std::get_if<core::DeadLetter>(&message->payload) : nullptr;
+      done[record.key] = marker ? marker->source_topic + " at " + FormatTime(message->produced_at_ms) : "?";
+    });
+    if (read.ok() || !read.error().retryable) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
   if (!read.ok()) {
     err << "sagaflow dlq redrive: " << read.error().message << '\n';
     return kExitBadInput;
