@@ -193,6 +193,25 @@ TEST(Replayer, VerifyCatchesAHistoryWrittenWithOtherAttemptsButFoldsItTheSame) {
   EXPECT_FALSE(verified_with_5.Find(10)->divergence.has_value());
 }
 
+TEST(Replayer, VerifiesAHistoryRecordedBeforeOutcomesWere) {
+  History h(12);
+  h.Place().Reply(Step::kReserveStock, true).Reply(Step::kCharge, false, "declined").Reply(Step::kReleaseStock, true);
+  const core::SagaState expected = h.state();
+  for (SagaEvent& e : h.events()) {
+    if (auto* r = std::get_if<core::StepReplied>(&e.body)) {
+      r->outcome = core::StepOutcome::kUnrecorded;
+      r->compensations.clear();
+    }
+  }
+  Replayer replayer(core::OrderSagaDefinition(), {.verify = true});
+  Feed(replayer, h);
+  replayer.Finish();
+  const SagaReplay* r = replayer.Find(12);
+  EXPECT_FALSE(r->divergence.has_value()) << r->divergence->recorded << " / " << r->divergence->expected;
+  EXPECT_TRUE(r->violations.empty());
+  EXPECT_EQ(r->state, expected);
+}
+
 TEST(Replayer, InvariantsCatchAChargeAfterCompensationAndTwoEnds) {
   Replayer replayer(core::OrderSagaDefinition(), {});
   const core::OrderId id = 11;
