@@ -57,8 +57,8 @@ class Processor::Context final : public TxContext {
   Status error_;
 };
 
-Processor::Processor(ProcessorOptions options, ProcessorHandler& handler, Metrics& metrics)
-    : options_(std::move(options)), handler_(handler), metrics_(metrics) {
+Processor::Processor(ProcessorOptions options, ProcessorHandler& handler, Metrics& metrics, RecordSource& source)
+    : options_(std::move(options)), handler_(handler), metrics_(metrics), source_(source) {
   metrics_.Describe("records_processed_total", "Input records handed to the service logic");
   metrics_.Describe("transactions_committed_total", "Kafka transactions committed");
   metrics_.Describe("transactions_aborted_total", "Kafka transactions aborted (the input is processed again)");
@@ -66,9 +66,7 @@ Processor::Processor(ProcessorOptions options, ProcessorHandler& handler, Metric
   metrics_.Describe("batch_seconds", "Time from polling a batch to committing its transaction");
 }
 
-Processor::~Processor() {
-  if (consumer_) consumer_->Close();
-}
+Processor::~Processor() = default;
 
 Status Processor::Connect(std::chrono::milliseconds timeout) {
   auto producer = kafka::TransactionalProducer::Open(options_.kafka, options_.transactional_id, timeout);
@@ -116,7 +114,7 @@ Status Processor::Recover(const Error& error) {
   sent_.clear();
   auto backoff = std::chrono::milliseconds(100);
   while (!stop_.load()) {
-    auto s = consumer_->RewindToCommitted();
+    auto s = source_.Rewind();
     if (s.ok()) break;
     Log()->warn("{}: cannot rewind to the committed offsets: {}; retrying", options_.service, s.error().message);
     std::this_thread::sleep_for(backoff);
@@ -128,23 +126,19 @@ Status Processor::Recover(const Error& error) {
 Status Processor::RunIteration() {
   std::vector<kafka::Record> records;
   if (deferred_count_ < options_.max_deferred) {
-    records = consumer_->Poll(options_.max_batch, handler_.IdleInterval());
+    records = source_.Poll(options_.max_batch, handler_.IdleInterval());
+    // Under load, let the batch fill until the commit interval since the last transaction is over.
+    const auto due = last_commit_ + options_.commit_interval;
+    while (!records.empty() && records.size() < options_.max_batch && !stop_.load()) {
+      const auto now = Clock::now();
+      if (now >= due) break;
+      auto more = source_.Poll(options_.max_batch - records.size(),
+                               std::chrono::duration_cast<std::chrono::milliseconds>(due - now) +
+                                   std::chrono::milliseconds(1));
+      for (auto& r : more) records.push_back(std::move(r));
+    }
   } else {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  if (!revoked_.empty()) {
-    // Partitions moved to another instance: everything not committed for them
-    // will be processed there. Nothing is in flight between iterations, so
-    // dropping the deferred work and re-reading the rest from committed offsets is safe.
-    revoked_.clear();
-    handler_.OnAborted();
-    deferred_.clear();
-    deferred_count_ = 0;
-    consumed_.clear();
-    sent_.clear();
-    records.clear();
-    auto s = consumer_->RewindToCommitted();
-    if (!s.ok()) return s;
   }
   const auto started = Clock::now();
   Context ctx(*this);
@@ -170,11 +164,12 @@ Status Processor::RunIteration() {
     return Status::Ok();
   }
 
+  last_commit_ = Clock::now();
   if (!producer_->InTransaction()) {
     auto s = producer_->Begin();
     if (!s.ok()) return s;
   }
-  if (auto s = producer_->SendOffsets(offsets, *consumer_); !s.ok()) return s;
+  if (auto s = producer_->SendOffsets(offsets, source_.consumer()); !s.ok()) return s;
   auto delivered = producer_->Commit();
   if (!delivered.ok()) {
     if (delivered.error().retryable) {
@@ -200,19 +195,6 @@ Status Processor::Run() {
       return s;
     }
   }
-  auto consumer = kafka::GroupConsumer::Open(
-      options_.kafka, options_.group_id, options_.input_topics,
-      [this](const std::vector<kafka::TopicPartition>& revoked) {
-        revoked_.insert(revoked_.end(), revoked.begin(), revoked.end());
-      });
-  if (!consumer.ok()) {
-    running_.store(false);
-    return consumer.error();
-  }
-  consumer_ = std::move(consumer.value());
-  Log()->info("{}: consuming {} topic(s) as group {}", options_.service, options_.input_topics.size(),
-              options_.group_id);
-
   Status result;
   auto backoff = std::chrono::milliseconds(100);
   while (!stop_.load()) {
@@ -233,13 +215,16 @@ Status Processor::Run() {
       break;
     }
     // Give a broker that is away time to come back instead of spinning.
-    std::this_thread::sleep_for(backoff);
+    const auto until = Clock::now() + backoff;
+    while (!stop_.load() && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
   }
-  if (producer_ && producer_->InTransaction()) (void)producer_->Abort();
-  consumer_->Close();
+  if (producer_ && producer_->InTransaction()) {
+    (void)producer_->Abort();
+    handler_.OnAborted();
+  }
   running_.store(false);
-  Log()->info("{}: processor stopped", options_.service);
+  Log()->debug("{}: processor stopped", options_.service);
   return result;
 }
 

@@ -45,6 +45,11 @@ void AddCommon(CLI::App* app, Common& c, int default_port, const std::string& ro
       ->capture_default_str();
   app->add_flag("--sync-writes", c.service.sync_writes,
                 "fsync RocksDB's WAL on every commit (survive machine crashes, slower)");
+  app->add_option("--commit-interval-ms", c.service.commit_interval_ms,
+                  "Least time between two transactions of one partition's task; input arriving meanwhile "
+                  "joins the batch (more throughput under load, more latency)")
+      ->check(CLI::Range(0, 10000))
+      ->capture_default_str();
   app->add_option("--kafka-property", c.kafka_properties, "Extra librdkafka property key=value (repeatable)");
   app->add_option("--log-level", c.log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))

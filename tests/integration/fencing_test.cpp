@@ -1,10 +1,13 @@
-// Two instances with the same transactional id (a zombie and its replacement):
-// the newer one fences the older, which stops instead of writing, and the
-// sagas carry on through the newer one.
+// Partition-owned tasks across instances: a second instance of a service takes
+// over some partitions (each task's new owner fences the old one and restores
+// the task's state first), and a zombie writing with a task's transactional id
+// is fenced rather than allowed to write twice.
 
 #include <gtest/gtest.h>
 
+#include "sagaflow/core/kafka/kafka_client.hpp"
 #include "sagaflow/orchestrator/orchestrator_service.hpp"
+#include "sagaflow/payment/payment_service.hpp"
 #include "support/kafka_env.hpp"
 #include "support/test_system.hpp"
 
@@ -13,40 +16,75 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class Fencing : public SystemTest {};
+class Fencing : public SystemTest {
+ protected:
+  runtime::ServiceOptions TwinOptions(const TempDir& dir, const std::string& service) {
+    runtime::ServiceOptions o;
+    o.brokers = system_->kafka().brokers;
+    o.topic_prefix = system_->prefix();
+    o.partitions = system_->options().partitions;
+    o.data_dir = (dir.path() / service).string();
+    o.instance_id = "1";
+    return o;
+  }
+};
 
-TEST_F(Fencing, ASecondOrchestratorWithTheSameInstanceIdFencesTheFirst) {
+TEST_F(Fencing, SecondInstancesShareThePartitionsAndEverySagaEndsOnceWithOneCharge) {
   ASSERT_NO_FATAL_FAILURE(Boot());
   auto& sys = *system_;
-  const auto first = sys.WaitForFinal(sys.PlaceOrder(), 30s);
-  ASSERT_EQ(first.value("status", 0), 3) << first.dump(2);
+  std::vector<core::OrderId> ids;
+  for (int i = 0; i < 6; ++i) ids.push_back(sys.PlaceOrder());
 
+  // A second orchestrator and a second payment join their groups mid-load.
   TempDir twin_dir("fencing");
-  runtime::ServiceOptions twin_options;
-  twin_options.brokers = sys.kafka().brokers;
-  twin_options.topic_prefix = sys.prefix();
-  twin_options.partitions = sys.options().partitions;
-  twin_options.data_dir = (twin_dir.path() / "orchestrator").string();
-  twin_options.instance_id = "0";  // the same transactional id as the running orchestrator
-  auto twin = orchestrator::MakeOrchestrator(twin_options, {});
-  auto started = twin->Start();
-  ASSERT_TRUE(started.ok()) << started.error().message;
+  auto orchestrator = orchestrator::MakeOrchestrator(TwinOptions(twin_dir, "orchestrator"), {});
+  auto payment = payment::MakePayment(TwinOptions(twin_dir, "payment"), {});
+  ASSERT_TRUE(orchestrator->Start().ok());
+  ASSERT_TRUE(payment->Start().ok());
+  for (int i = 0; i < 6; ++i) ids.push_back(sys.PlaceOrder());
+  ASSERT_TRUE(WaitFor([&] { return orchestrator->Ready() && payment->Ready(); }, 60s))
+      << "the second instances never got partitions to process";
+  for (int i = 0; i < 6; ++i) ids.push_back(sys.PlaceOrder());
 
-  // The old instance learns it was fenced at its next transaction, and stops.
-  const auto second_id = sys.PlaceOrder();
-  ASSERT_TRUE(WaitFor(
+  // They leave again: their partitions move back, restored from the changelogs.
+  orchestrator->Stop();
+  payment->Stop();
+  for (int i = 0; i < 6; ++i) ids.push_back(sys.PlaceOrder());
+
+  const auto finals = sys.WaitForAllFinal(ids, 90s);
+  const auto payments = sys.ReadTopicByKey(sys.topics().payment_payments);
+  for (const auto& f : finals) {
+    const auto id = f.value("order_id", core::OrderId{0});
+    EXPECT_EQ(f.value("status", 0), 3) << f.dump(2);
+    auto it = payments.find(std::to_string(id));
+    ASSERT_NE(it, payments.end()) << "order " << id << " was never charged";
+    EXPECT_EQ(it->second.size(), 1u) << "order " << id << " was charged more than once";
+  }
+  EXPECT_EQ(finals.size(), ids.size());
+}
+
+TEST_F(Fencing, AZombieWithATasksTransactionalIdIsFencedAndTheServiceStops) {
+  ASSERT_NO_FATAL_FAILURE(Boot());
+  auto& sys = *system_;
+  ASSERT_EQ(sys.WaitForFinal(sys.PlaceOrder(), 30s).value("status", 0), 3);
+
+  // Another producer takes task p0's transactional id: the running
+  // orchestrator's task p0 is now the zombie.
+  auto usurper = kafka::TransactionalProducer::Open(sys.kafka(), sys.prefix() + "sagaflow-orchestrator-p0", 30s);
+  ASSERT_TRUE(usurper.ok()) << usurper.error().message;
+
+  // Its next transaction is refused; it stops instead of writing.
+  for (int i = 0; i < 20; ++i) {
+    auto id = sys.PlaceOrder();
+    if (kafka::PartitionOf(core::SagaKey(id), sys.options().partitions) == 0) break;
+  }
+  EXPECT_TRUE(WaitFor(
       [&] {
         auto health = sys.Get("orchestrator", "/");
         return health.status == 503 && health.json.value("status", "") == "stopped";
       },
       60s))
       << "the fenced orchestrator kept running";
-  // The newer instance finishes the saga (it rebuilt the earlier one from the snapshots).
-  const auto second = sys.WaitForFinal(second_id, 60s);
-  EXPECT_EQ(second.value("status", 0), 3) << second.dump(2);
-  EXPECT_EQ(sys.ReadTopicByKey(sys.topics().payment_payments)[std::to_string(second_id)].size(), 1u);
-  twin->Stop();
-  EXPECT_TRUE(twin->Done());
 }
 
 }  // namespace

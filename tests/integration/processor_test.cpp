@@ -8,7 +8,7 @@
 #include <mutex>
 #include <thread>
 
-#include "sagaflow/core/processor.hpp"
+#include "sagaflow/core/engine/task_engine.hpp"
 #include "support/kafka_env.hpp"
 
 namespace sagaflow::core {
@@ -19,7 +19,7 @@ using sagaflow::testing::WaitFor;
 
 // Copies every input record to `out`; the first time it sees a record it
 // also produces to a topic that does not exist, which makes the transaction fail.
-class FailOnceHandler : public ProcessorHandler {
+class FailOnceHandler : public TaskHandler {
  public:
   FailOnceHandler(std::string out, std::string missing) : out_(std::move(out)), missing_(std::move(missing)) {}
 
@@ -36,6 +36,7 @@ class FailOnceHandler : public ProcessorHandler {
   void OnIdle(TxContext&) override {}
   void OnCommitted(const std::vector<kafka::Delivered>& delivered) override { committed_ += delivered.size(); }
   void OnAborted() override { ++aborted_; }
+  Status Restore() override { return Status::Ok(); }
 
   std::atomic<int> seen_{0};
   std::atomic<int> aborted_{0};
@@ -65,18 +66,38 @@ TEST(Processor, AbortsAFailedTransactionAndProcessesTheSameInputAgain) {
   loop_config.overrides["topic.metadata.propagation.max.ms"] = "500";
   Metrics metrics("test");
   FailOnceHandler handler(out, prefix + "does-not-exist");
-  ProcessorOptions options;
+  TaskEngineOptions options;
   options.kafka = loop_config;
   options.group_id = prefix + "group";
-  options.transactional_id = prefix + "loop";
+  options.transactional_id_prefix = prefix + "loop";
   options.input_topics = {in};
   options.service = "test";
-  Processor processor(options, handler, metrics);
-  std::thread loop([&] { EXPECT_TRUE(processor.Run().ok()); });
+  // The topic has one partition: its task is the only one. The engine owns
+  // the handler it makes; the test keeps a pointer to read its counters.
+  struct Forward : TaskHandler {
+    explicit Forward(FailOnceHandler& h) : h(h) {}
+    void OnRecords(std::span<const kafka::Record> r, TxContext& tx) override { h.OnRecords(r, tx); }
+    void OnIdle(TxContext& tx) override { h.OnIdle(tx); }
+    void OnCommitted(const std::vector<kafka::Delivered>& d) override { h.OnCommitted(d); }
+    void OnAborted() override { h.OnAborted(); }
+    Status Restore() override { return h.Restore(); }
+    FailOnceHandler& h;
+  };
+  std::atomic<int> tasks_made{0};
+  TaskEngine engine(
+      options,
+      [&](int32_t task) {
+        EXPECT_EQ(task, 0);
+        ++tasks_made;
+        return std::make_unique<Forward>(handler);
+      },
+      metrics);
+  std::thread loop([&] { EXPECT_TRUE(engine.Run().ok()); });
 
   const bool copied = WaitFor([&] { return handler.committed_.load() >= 1; }, 60s);
-  processor.Stop();
+  engine.Stop();
   loop.join();
+  EXPECT_EQ(tasks_made.load(), 1);
   ASSERT_TRUE(copied) << "the input was never copied after the failed attempt";
 
   EXPECT_EQ(handler.aborted_.load(), 1);

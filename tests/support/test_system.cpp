@@ -145,6 +145,24 @@ core::Status TestSystem::Start() {
     }
   }
   if (failed) return *failed;
+  for (const auto& name : names) {
+    if (auto s = WaitReady(name); !s.ok()) return s;
+  }
+  return core::Status::Ok();
+}
+
+core::Status TestSystem::WaitReady(const std::string& service) {
+  runtime::Service* s = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    auto it = services_.find(service);
+    if (it == services_.end()) return core::Error{core::Errc::kInvalidArgument, service + " is not running"};
+    s = it->second.get();
+  }
+  // Tasks restore their state after the group assigned their partitions.
+  if (!WaitFor([&] { return s->Ready() || s->Done(); }, 60s) || !s->Ready()) {
+    return core::Error{core::Errc::kUnavailable, service + " did not become ready (its tasks did not restore)", true};
+  }
   return core::Status::Ok();
 }
 
@@ -175,10 +193,12 @@ core::Status TestSystem::StartService(const std::string& service) {
     made->Stop();
     return core::Error{status.error().code, service + ": " + status.error().message};
   }
-  std::lock_guard lock(mu_);
-  ports_[service] = made->http_port();
-  services_[service] = std::move(made);
-  return core::Status::Ok();
+  {
+    std::lock_guard lock(mu_);
+    ports_[service] = made->http_port();
+    services_[service] = std::move(made);
+  }
+  return WaitReady(service);
 }
 
 void TestSystem::WipeData(const std::string& service) {

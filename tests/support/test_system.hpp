@@ -96,6 +96,8 @@ class TestSystem {
   /// Stops `service` and destroys it (closing its store). No-op if stopped.
   void StopService(const std::string& service);
   /// Starts a new instance of a stopped `service` on the same data directory.
+  /// Waits until every task of `service` restored its state and processes input.
+  core::Status WaitReady(const std::string& service);
   core::Status StartService(const std::string& service);
   /// Deletes the data directory of a stopped `service`. Aborts if it runs.
   void WipeData(const std::string& service);

@@ -6,6 +6,7 @@
 
 #include "sagaflow/core/log.hpp"
 
+#include <algorithm>
 #include <set>
 #include <thread>
 
@@ -158,7 +159,11 @@ class ProducerImpl final : public TransactionalProducer {
     auto conf = MakeConf(config, {{"transactional.id", transactional_id},
                                   {"transaction.timeout.ms", "60000"},
                                   {"message.timeout.ms", "55000"},
-                                  {"linger.ms", "5"},
+                                  // While the previous commit's markers are written the coordinator answers
+                                  // AddOffsetsToTxn with CONCURRENT_TRANSACTIONS; librdkafka retries after
+                                  // retry.backoff.ms, whose default (100 ms) stalled a quarter of all commits.
+                                  {"retry.backoff.ms", "10"},
+                                  {"linger.ms", "1"},
                                   {"partitioner", "murmur2_random"},
                                   {"client.id", transactional_id}});
     if (!conf.ok()) return conf.error();
@@ -259,31 +264,38 @@ class ProducerImpl final : public TransactionalProducer {
   bool in_txn_ = false;
 };
 
+std::vector<TopicPartition> FromNative(const std::vector<RdKafka::TopicPartition*>& partitions) {
+  std::vector<TopicPartition> out;
+  out.reserve(partitions.size());
+  for (auto* p : partitions) out.push_back({p->topic(), p->partition()});
+  return out;
+}
+
 class Rebalancer : public RdKafka::RebalanceCb {
  public:
-  explicit Rebalancer(GroupConsumer::RevokeCallback on_revoke) : on_revoke_(std::move(on_revoke)) {}
+  explicit Rebalancer(RebalanceListener listener) : listener_(std::move(listener)) {}
   void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
                     std::vector<RdKafka::TopicPartition*>& partitions) override {
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
       // Offsets stay INVALID: each partition starts at the group's committed offset.
       Log()->info("assigned {} partition(s)", partitions.size());
       consumer->assign(partitions);
+      if (listener_.on_assigned) listener_.on_assigned(FromNative(partitions));
     } else {
-      std::vector<TopicPartition> revoked;
-      for (auto* p : partitions) revoked.push_back({p->topic(), p->partition()});
-      Log()->info("revoked {} partition(s){}", revoked.size(), consumer->assignment_lost() ? " (lost)" : "");
-      if (on_revoke_) on_revoke_(revoked);
+      const bool lost = consumer->assignment_lost();
+      Log()->info("revoked {} partition(s){}", partitions.size(), lost ? " (lost)" : "");
+      if (listener_.on_revoked) listener_.on_revoked(FromNative(partitions), lost);
       consumer->unassign();
     }
   }
 
  private:
-  GroupConsumer::RevokeCallback on_revoke_;
+  RebalanceListener listener_;
 };
 
 class ConsumerImpl final : public GroupConsumer {
  public:
-  explicit ConsumerImpl(RevokeCallback on_revoke) : rebalancer_(std::move(on_revoke)) {}
+  explicit ConsumerImpl(RebalanceListener listener) : rebalancer_(std::move(listener)) {}
   ~ConsumerImpl() override { Close(); }
 
   Status Init(const KafkaConfig& config, const std::string& group_id, const std::vector<std::string>& topics) {
@@ -359,6 +371,33 @@ class ConsumerImpl final : public GroupConsumer {
     return Status::Ok();
   }
 
+  Status RewindToCommitted(const std::vector<TopicPartition>& partitions) override {
+    if (partitions.empty()) return Status::Ok();
+    std::vector<RdKafka::TopicPartition*> parts;
+    for (const auto& tp : partitions) parts.push_back(RdKafka::TopicPartition::create(tp.topic, tp.partition));
+    auto code = consumer_->committed(parts, 30000);
+    if (code != RdKafka::ERR_NO_ERROR) {
+      DestroyAll(parts);
+      return Error{Errc::kUnavailable, "fetching committed offsets: " + RdKafka::err2str(code), true};
+    }
+    Status status;
+    for (auto* p : parts) {
+      if (p->offset() < 0) p->set_offset(RdKafka::Topic::OFFSET_BEGINNING);
+      // A seek drops what was fetched from the old position (librdkafka versions its fetch queue).
+      code = consumer_->seek(*p, 10000);
+      if (code != RdKafka::ERR_NO_ERROR) {
+        status = Error{Errc::kUnavailable, "seek " + p->topic() + "[" + std::to_string(p->partition()) +
+                                               "]: " + RdKafka::err2str(code), true};
+        break;
+      }
+    }
+    DestroyAll(parts);
+    return status;
+  }
+
+  void Pause(const std::vector<TopicPartition>& partitions) override { PauseOrResume(partitions, true); }
+  void Resume(const std::vector<TopicPartition>& partitions) override { PauseOrResume(partitions, false); }
+
   void Close() override {
     if (consumer_ && !closed_) {
       closed_ = true;
@@ -369,6 +408,15 @@ class ConsumerImpl final : public GroupConsumer {
   void* NativeHandle() override { return consumer_.get(); }
 
  private:
+  void PauseOrResume(const std::vector<TopicPartition>& partitions, bool pause) {
+    if (partitions.empty()) return;
+    std::vector<RdKafka::TopicPartition*> parts;
+    for (const auto& tp : partitions) parts.push_back(RdKafka::TopicPartition::create(tp.topic, tp.partition));
+    auto code = pause ? consumer_->pause(parts) : consumer_->resume(parts);
+    if (code != RdKafka::ERR_NO_ERROR) Log()->warn("{}: {}", pause ? "pause" : "resume", RdKafka::err2str(code));
+    DestroyAll(parts);
+  }
+
   Rebalancer rebalancer_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
   bool closed_ = false;
@@ -387,11 +435,47 @@ core::Result<std::unique_ptr<TransactionalProducer>> TransactionalProducer::Open
 core::Result<std::unique_ptr<GroupConsumer>> GroupConsumer::Open(const KafkaConfig& config,
                                                                  const std::string& group_id,
                                                                  const std::vector<std::string>& topics,
-                                                                 RevokeCallback on_revoke) {
-  auto c = std::make_unique<ConsumerImpl>(std::move(on_revoke));
+                                                                 RebalanceListener listener) {
+  auto c = std::make_unique<ConsumerImpl>(std::move(listener));
   auto s = c->Init(config, group_id, topics);
   if (!s.ok()) return s.error();
   return std::unique_ptr<GroupConsumer>(std::move(c));
+}
+
+int32_t PartitionOf(std::string_view key, int32_t partitions) {
+  // Kafka's murmur2 (the Java client's Utils.murmur2, seed 0x9747b28c), which
+  // librdkafka's murmur2 partitioners reproduce: positive hash modulo the count.
+  const auto* data = reinterpret_cast<const uint8_t*>(key.data());
+  const auto length = static_cast<uint32_t>(key.size());
+  constexpr uint32_t kM = 0x5bd1e995;
+  constexpr int kR = 24;
+  uint32_t h = 0x9747b28c ^ length;
+  const uint32_t blocks = length / 4;
+  for (uint32_t i = 0; i < blocks; ++i) {
+    uint32_t k = static_cast<uint32_t>(data[i * 4]) | static_cast<uint32_t>(data[i * 4 + 1]) << 8 |
+                 static_cast<uint32_t>(data[i * 4 + 2]) << 16 | static_cast<uint32_t>(data[i * 4 + 3]) << 24;
+    k *= kM;
+    k ^= k >> kR;
+    k *= kM;
+    h *= kM;
+    h ^= k;
+  }
+  const uint32_t tail = blocks * 4;
+  switch (length % 4) {
+    case 3:
+      h ^= static_cast<uint32_t>(data[tail + 2]) << 16;
+      [[fallthrough]];
+    case 2:
+      h ^= static_cast<uint32_t>(data[tail + 1]) << 8;
+      [[fallthrough]];
+    case 1:
+      h ^= data[tail];
+      h *= kM;
+  }
+  h ^= h >> 13;
+  h *= kM;
+  h ^= h >> 15;
+  return static_cast<int32_t>((h & 0x7fffffff) % static_cast<uint32_t>(partitions));
 }
 
 Status WaitForBroker(const KafkaConfig& config, std::chrono::milliseconds timeout) {
@@ -569,7 +653,8 @@ core::Result<OffsetMap> OffsetsForTime(const KafkaConfig& config, const std::str
 
 core::Result<OffsetMap> ReadToEnd(const KafkaConfig& config, const std::string& topic, const OffsetMap& start,
                                   const std::function<void(const Record&)>& fn,
-                                  const std::function<void(int64_t)>& progress) {
+                                  const std::function<void(int64_t)>& progress,
+                                  const std::vector<int32_t>& only_partitions) {
   auto reader = MakeReader(config);
   if (!reader.ok()) return reader.error();
   auto& consumer = reader.value();
@@ -580,6 +665,10 @@ core::Result<OffsetMap> ReadToEnd(const KafkaConfig& config, const std::string& 
   std::vector<RdKafka::TopicPartition*> assign;
   std::set<int32_t> open;
   for (const auto& [p, w] : marks.value()) {
+    if (!only_partitions.empty() &&
+        std::find(only_partitions.begin(), only_partitions.end(), p) == only_partitions.end()) {
+      continue;
+    }
     auto it = start.find({topic, p});
     const int64_t from = std::max(it == start.end() ? int64_t{0} : it->second, w.low);
     next[{topic, p}] = from;

@@ -8,20 +8,13 @@ namespace {
 using runtime::HttpRequest;
 using runtime::HttpResponse;
 
-class NotificationService final : public runtime::Participant {
+// Notifies the customers of one partition's orders.
+class NotificationTask final : public runtime::ParticipantTask {
  public:
-  NotificationService(runtime::ServiceOptions options, runtime::ParticipantOptions participant)
-      : Participant("notification", core::Service::kNotification, std::move(options), participant),
-        sent_{topics().notification_sent, "notification"} {}
-
-  ~NotificationService() override { Stop(); }
+  NotificationTask(runtime::Participant& service, int32_t task, const runtime::Changelog& sent)
+      : ParticipantTask(service, task), sent_(sent) {}
 
  protected:
-  std::vector<std::string> InputTopics() const override { return {topics().notification_send}; }
-  std::vector<runtime::Changelog> Changelogs() const override { return {sent_}; }
-  bool Handles(core::Step step) const override { return step == core::Step::kNotify; }
-  bool MayFail(core::Step step) const override { return step == core::Step::kNotify; }
-
   std::optional<core::StepReply> Recorded(const core::StepCommand& command) override {
     auto n = runtime::DecodeStored<core::Notification>(Get("notification/" + core::SagaKey(command.order.order_id)));
     if (!n) return std::nullopt;
@@ -32,12 +25,41 @@ class NotificationService final : public runtime::Participant {
     const auto& order = command.order;
     core::Notification n{order.order_id, order.user_id, order.notification, !fail_on_purpose, "", core::NowMs()};
     const char* channel = order.notification == core::NotificationType::kSms ? "SMS" : "email";
-    n.detail = fail_on_purpose
-                   ? std::string(channel) + " not sent (failure injected: mistakes=" + std::to_string(mistakes()) + "%)"
-                   : std::string(channel) + " sent to user " + std::to_string(order.user_id);
+    n.detail = fail_on_purpose ? std::string(channel) + " not sent (failure injected: mistakes=" +
+                                     std::to_string(participant().mistakes()) + "%)"
+                               : std::string(channel) + " sent to user " + std::to_string(order.user_id);
     core::Message m{NewMessageId("notification", order.order_id), order.order_id, "", core::NowMs(), 1, n};
     EmitChangelog(tx, sent_, core::SagaKey(order.order_id), m);
     return {command.step, command.attempt, n.ok, n.detail};
+  }
+
+ private:
+  const runtime::Changelog& sent_;
+};
+
+class NotificationService final : public runtime::Participant {
+ public:
+  NotificationService(runtime::ServiceOptions options, runtime::ParticipantOptions participant)
+      : Participant("notification", core::Service::kNotification, std::move(options), participant),
+        sent_{topics().notification_sent, "notification"} {}
+
+  ~NotificationService() override { Stop(); }
+
+  std::vector<std::string> InputTopics() const override { return {topics().notification_send}; }
+  std::vector<runtime::Changelog> Changelogs() const override { return {sent_}; }
+  bool Handles(core::Step step) const override { return step == core::Step::kNotify; }
+  bool MayFail(core::Step step) const override { return step == core::Step::kNotify; }
+  std::string InvalidCommand(const core::StepCommand& command) const override {
+    const auto channel = command.order.notification;
+    if (channel != core::NotificationType::kEmail && channel != core::NotificationType::kSms) {
+      return "unknown notification type " + std::to_string(static_cast<int>(channel)) + " (1 email, 2 SMS)";
+    }
+    return {};
+  }
+
+ protected:
+  std::unique_ptr<runtime::ServiceTask> CreateTask(int32_t task) override {
+    return std::make_unique<NotificationTask>(*this, task, sent_);
   }
 
   void AddParticipantRoutes(runtime::HttpServer& http) override {

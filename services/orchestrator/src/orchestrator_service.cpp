@@ -102,12 +102,12 @@ class OrchestratorService final : public runtime::Service {
     metrics().Describe("step_retries_total", "Step requests sent again after a timeout");
     metrics().Describe("compensations_total", "Compensation steps requested");
     metrics().Describe("ignored_inputs_total", "Duplicate or stale inputs that changed nothing");
+    metrics().Describe("late_replies_total", "Participant replies that arrived after their saga ended");
     metrics().Describe("active_sagas", "Sagas not ended");
   }
 
   ~OrchestratorService() override { Stop(); }
 
- protected:
   std::vector<std::string> InputTopics() const override {
     return {topics().order, topics().warehouse_status, topics().payment_status, topics().notification_status};
   }
@@ -115,104 +115,36 @@ class OrchestratorService final : public runtime::Service {
   // snapshots written in the same transactions ends on the same states.
   std::vector<runtime::Changelog> Changelogs() const override { return {events_, states_}; }
 
-  // On an empty disk, the snapshots alone rebuild every saga: skip the history.
-  core::Status BeforeCatchUp() override {
-    if (!store().AppliedOffsets().empty()) return core::Status::Ok();
-    auto end = kafka::EndOffsets(kafka_config(), events_.topic);
-    if (!end.ok()) return end.error();
-    log().info("empty data directory: rebuilding sagas from the snapshots in {}, not the event history",
-               states_.topic);
-    return MarkApplied(end.value());
-  }
+  const core::SagaDefinition& definition() const { return definition_; }
+  const runtime::Changelog& events() const { return events_; }
+  const runtime::Changelog& states() const { return states_; }
 
-  // A saga event is stored under the saga's next version and folded into its
-  // working state; a snapshot is stored as the saga's latest state.
-  void ApplyChangelog(const runtime::Changelog& changelog, const kafka::Record& record,
-                      eventstore::WriteSet& out) override {
-    if (changelog.topic == states_.topic) {
-      Service::ApplyChangelog(changelog, record, out);
-      return;
-    }
-    auto message = core::Decode(record.value);
-    SAGAFLOW_CHECK(message.ok(), "undecodable record in " + record.topic + ": " +
-                                     (message.ok() ? std::string() : message.error().message));
-    const auto* event = std::get_if<core::SagaEvent>(&message->payload);
-    SAGAFLOW_CHECK(event != nullptr, "a non-event record in " + record.topic);
-    SagaState& state = Working(message->saga_id);
-    out.Put(EventKey(message->saga_id, state.version), record.value);
-    state = core::Apply(definition_, std::move(state), *event);
-    // During the catch-up, keep snap/ in step with the events in every batch
-    // written, so a catch-up that stops half-way resumes from consistent states.
-    // While serving, Handle() writes the snapshot once per input instead.
-    if (catching_up_) {
-      out.Put("snap/" + core::SagaKey(message->saga_id),
-              core::Encode({message->message_id, message->saga_id, "", message->produced_at_ms, 1, state}));
-    }
-  }
-
-  core::Status OnCaughtUp() override {
-    catching_up_ = false;
-    dirty_.clear();
+  // ---- for the tasks (any task thread) ----
+  void Summarize(core::OrderId id, SagaPhase phase, core::OrderStatus status) {
     std::lock_guard lock(summary_mu_);
-    store().ScanPrefix("snap/", [&](std::string_view, std::string_view value) {
-      auto state = runtime::DecodeStored<SagaState>(std::string(value));
-      summary_[state->order_id] = {state->phase, state->status};
-      if (state->phase != SagaPhase::kEnded) active_[state->order_id] = std::move(*state);
-      return true;
-    });
-    metrics().Set("active_sagas", static_cast<double>(active_.size()));
-    log().info("rebuilt {} saga(s); {} not ended carry on", summary_.size(), active_.size());
-    return core::Status::Ok();
+    summary_[id] = {phase, status};
   }
-
-  void OnRecords(std::span<const kafka::Record> records, core::TxContext& tx) override {
-    const auto now = core::NowMs();
-    for (const auto& record : records) {
-      auto message = DecodeOrDeadLetter(tx, record);
-      if (!message) continue;
-      if (const auto* placed = std::get_if<core::OrderPlaced>(&message->payload)) {
-        if (placed->order.order_id <= 0 || placed->order.order_id != message->saga_id) {
-          DeadLetter(tx, record, "OrderPlaced with order id " + std::to_string(placed->order.order_id) +
-                                     " in an envelope for saga " + std::to_string(message->saga_id));
-          continue;
-        }
-        Handle(tx, message->saga_id, *placed, message->message_id, now);
-      } else if (const auto* reply = std::get_if<core::StepReply>(&message->payload)) {
-        Handle(tx, message->saga_id, *reply, message->message_id, now);
-      } else {
-        DeadLetter(tx, record, "the orchestrator does not handle " + std::string(core::PayloadName(message->payload)));
-      }
-    }
-  }
-
-  void OnIdle(core::TxContext& tx) override {
-    const auto now = core::NowMs();
-    std::vector<core::OrderId> due;
-    auto collect = [&](core::OrderId id, const SagaState& s) {
-      if (s.phase != SagaPhase::kEnded && s.pending && s.pending->deadline_ms <= now) due.push_back(id);
-    };
-    for (const auto& [id, s] : dirty_) collect(id, s);
-    for (const auto& [id, s] : active_) {
-      if (!dirty_.contains(id)) collect(id, s);
-    }
-    for (auto id : due) Handle(tx, id, core::Tick{now}, "", now);
-  }
-
-  void OnCommittedHook() override {
+  void SetActive(int32_t task, size_t active) {
     std::lock_guard lock(summary_mu_);
-    for (auto& [id, state] : dirty_) {
-      summary_[id] = {state.phase, state.status};
-      if (state.phase == SagaPhase::kEnded) {
-        active_.erase(id);
-      } else {
-        active_[id] = std::move(state);
-      }
+    active_by_task_[task] = active;
+    size_t total = 0;
+    for (const auto& [t, n] : active_by_task_) total += n;
+    metrics().Set("active_sagas", static_cast<double>(total));
+  }
+  void Count(const core::SagaEvent& event) {
+    if (std::holds_alternative<core::SagaStarted>(event.body)) metrics().Add("sagas_started_total");
+    if (const auto* ended = std::get_if<core::SagaEnded>(&event.body)) {
+      metrics().Add("sagas_ended_total", 1, "status=\"" + std::string(core::ToString(ended->status)) + "\"");
     }
-    dirty_.clear();
-    metrics().Set("active_sagas", static_cast<double>(active_.size()));
+    if (std::holds_alternative<core::StepTimedOut>(event.body)) metrics().Add("step_timeouts_total");
+    if (const auto* requested = std::get_if<core::StepRequested>(&event.body)) {
+      if (requested->attempt > 1) metrics().Add("step_retries_total");
+      if (definition_.Find(requested->step) == nullptr) metrics().Add("compensations_total");
+    }
   }
 
-  void OnAbortedHook() override { dirty_.clear(); }
+ protected:
+  std::unique_ptr<runtime::ServiceTask> CreateTask(int32_t task) override;
 
   void AddRoutes(runtime::HttpServer& http) override {
     http.Route("GET", R"(/sagas/(\d+))", [this](const HttpRequest& req) {
@@ -255,58 +187,6 @@ class OrchestratorService final : public runtime::Service {
   }
 
  private:
-  // The saga's state as this iteration sees it; loaded into dirty_ on first touch.
-  SagaState& Working(core::OrderId id) {
-    if (auto it = dirty_.find(id); it != dirty_.end()) return it->second;
-    SagaState state;
-    if (auto it = active_.find(id); it != active_.end()) {
-      state = it->second;
-    } else if (auto stored = runtime::DecodeStored<SagaState>(Get("snap/" + core::SagaKey(id)))) {
-      // Ended sagas are not kept in memory.
-      state = std::move(*stored);
-    }
-    return dirty_[id] = std::move(state);
-  }
-
-  void Handle(core::TxContext& tx, core::OrderId id, const core::SagaInput& input, const std::string& causation,
-              core::TimeMs now) {
-    const SagaState& before = Working(id);
-    const auto decision = core::Decide(definition_, before, input, now);
-    if (decision.empty()) {
-      metrics().Add("ignored_inputs_total");
-      log().debug("saga={} input changed nothing (duplicate or stale)", id);
-      return;
-    }
-    for (const auto& event : decision.events) {
-      core::Message m{NewMessageId("event", id), id, causation, now, 1, event};
-      EmitChangelog(tx, events_, core::SagaKey(id), m);
-      log().info("saga={} {}", id, Describe(event));
-      Count(event);
-    }
-    for (const auto& command : decision.commands) {
-      core::Message m{NewMessageId("command", id), id, causation, now, 1, command};
-      Emit(tx, topics().CommandTopic(command.step), core::SagaKey(id), m);
-    }
-    core::Message snapshot{NewMessageId("state", id), id, causation, now, 1, Working(id)};
-    EmitChangelog(tx, states_, core::SagaKey(id), snapshot);
-    if (decision.final_status) {
-      core::Message m{NewMessageId("status", id), id, causation, now, 1, *decision.final_status};
-      Emit(tx, topics().status, core::SagaKey(id), m);
-    }
-  }
-
-  void Count(const core::SagaEvent& event) {
-    if (std::holds_alternative<core::SagaStarted>(event.body)) metrics().Add("sagas_started_total");
-    if (const auto* ended = std::get_if<core::SagaEnded>(&event.body)) {
-      metrics().Add("sagas_ended_total", 1, "status=\"" + std::string(core::ToString(ended->status)) + "\"");
-    }
-    if (std::holds_alternative<core::StepTimedOut>(event.body)) metrics().Add("step_timeouts_total");
-    if (const auto* requested = std::get_if<core::StepRequested>(&event.body)) {
-      if (requested->attempt > 1) metrics().Add("step_retries_total");
-      if (definition_.Find(requested->step) == nullptr) metrics().Add("compensations_total");
-    }
-  }
-
   json StateToJson(const SagaState& s, const json& events) const {
     json pending = nullptr;
     if (s.pending) {
@@ -332,13 +212,208 @@ class OrchestratorService final : public runtime::Service {
   const core::SagaDefinition definition_;
   const runtime::Changelog events_;
   const runtime::Changelog states_;
-  // True until the start-up replay of the changelogs is over.
+  std::mutex summary_mu_;
+  std::map<core::OrderId, Summary> summary_;
+  std::map<int32_t, size_t> active_by_task_;
+};
+
+// Drives the sagas of one partition.
+class SagaTask final : public runtime::ServiceTask {
+ public:
+  SagaTask(OrchestratorService& service, int32_t task) : ServiceTask(service, task), service_(service) {}
+
+ protected:
+  // On an empty disk, the snapshots alone rebuild every saga: skip the history.
+  core::Status BeforeRestore() override {
+    const auto applied = store().AppliedOffsets();
+    auto end = kafka::EndOffsets(service_.kafka_config(), service_.events().topic);
+    if (!end.ok()) return end.error();
+    eventstore::OffsetMap skip;
+    for (const auto& [tp, offset] : end.value()) {
+      if ((task() == core::TaskEngine::kAllPartitions || tp.partition == task()) && !applied.contains(tp)) {
+        skip[tp] = offset;
+      }
+    }
+    if (skip.empty()) return core::Status::Ok();
+    log().info("task {}: no local state: rebuilding its sagas from the snapshots in {}, not the event history",
+               task(), service_.states().topic);
+    return MarkApplied(skip);
+  }
+
+  // A saga event is stored under the saga's next version and folded into its
+  // working state; a snapshot is stored as the saga's latest state.
+  void ApplyChangelog(const runtime::Changelog& changelog, const kafka::Record& record,
+                      eventstore::WriteSet& out) override {
+    if (changelog.topic == service_.states().topic) {
+      ServiceTask::ApplyChangelog(changelog, record, out);
+      return;
+    }
+    auto message = core::Decode(record.value);
+    SAGAFLOW_CHECK(message.ok(), "undecodable record in " + record.topic + ": " +
+                                     (message.ok() ? std::string() : message.error().message));
+    const auto* event = std::get_if<core::SagaEvent>(&message->payload);
+    SAGAFLOW_CHECK(event != nullptr, "a non-event record in " + record.topic);
+    SagaState& state = Working(message->saga_id);
+    out.Put(EventKey(message->saga_id, state.version), record.value);
+    state = core::Apply(service_.definition(), std::move(state), *event);
+    // During the catch-up, keep snap/ in step with the events in every batch
+    // written, so a catch-up that stops half-way resumes from consistent states.
+    // While serving, Handle() writes the snapshot once per input instead.
+    if (catching_up_) {
+      out.Put("snap/" + core::SagaKey(message->saga_id),
+              core::Encode({message->message_id, message->saga_id, "", message->produced_at_ms, 1, state}));
+    }
+  }
+
+  core::Status AfterRestore() override {
+    catching_up_ = false;
+    dirty_.clear();
+    size_t sagas = 0;
+    store().ScanPrefix("snap/", [&](std::string_view key, std::string_view value) {
+      if (!Owns(key.substr(5))) return true;
+      auto state = runtime::DecodeStored<SagaState>(std::string(value));
+      service_.Summarize(state->order_id, state->phase, state->status);
+      ++sagas;
+      if (state->phase != SagaPhase::kEnded) active_[state->order_id] = std::move(*state);
+      return true;
+    });
+    service_.SetActive(task(), active_.size());
+    log().info("task {}: rebuilt {} saga(s); {} not ended carry on", task(), sagas, active_.size());
+    return core::Status::Ok();
+  }
+
+  void OnRecords(std::span<const kafka::Record> records, core::TxContext& tx) override {
+    const auto now = core::NowMs();
+    for (const auto& record : records) {
+      auto message = DecodeOrDeadLetter(tx, record);
+      if (!message) continue;
+      if (message->saga_id <= 0 || record.key != core::SagaKey(message->saga_id)) {
+        DeadLetter(tx, record, "record key '" + record.key + "' is not the envelope's saga id " +
+                                   std::to_string(message->saga_id));
+        continue;
+      }
+      if (!Owns(record.key)) {
+        DeadLetter(tx, record, "key '" + record.key + "' does not belong to partition " +
+                                   std::to_string(record.partition) +
+                                   " (records must be partitioned by Kafka's murmur2 of the key)");
+        continue;
+      }
+      if (const auto* placed = std::get_if<core::OrderPlaced>(&message->payload)) {
+        if (placed->order.order_id <= 0 || placed->order.order_id != message->saga_id) {
+          DeadLetter(tx, record, "OrderPlaced with order id " + std::to_string(placed->order.order_id) +
+                                     " in an envelope for saga " + std::to_string(message->saga_id));
+          continue;
+        }
+        Handle(tx, message->saga_id, *placed, message->message_id, now);
+      } else if (const auto* reply = std::get_if<core::StepReply>(&message->payload)) {
+        const auto phase = PhaseOf(message->saga_id);
+        if (phase == SagaPhase::kNotStarted) {
+          DeadLetter(tx, record, std::string("a ") + std::string(core::ToString(reply->step)) +
+                                     " reply for saga " + std::to_string(message->saga_id) +
+                                     ", which this orchestrator never started");
+          continue;
+        }
+        if (phase == SagaPhase::kEnded) {
+          // A late answer to a request that timed out and was retried or compensated: expected, counted.
+          metrics().Add("late_replies_total");
+          log().info("saga={} {} reply (attempt {}) after the saga ended: ignored", message->saga_id,
+                     core::ToString(reply->step), reply->attempt);
+          continue;
+        }
+        Handle(tx, message->saga_id, *reply, message->message_id, now);
+      } else {
+        DeadLetter(tx, record, "the orchestrator does not handle " + std::string(core::PayloadName(message->payload)));
+      }
+    }
+  }
+
+  void OnIdle(core::TxContext& tx) override {
+    const auto now = core::NowMs();
+    std::vector<core::OrderId> due;
+    auto collect = [&](core::OrderId id, const SagaState& s) {
+      if (s.phase != SagaPhase::kEnded && s.pending && s.pending->deadline_ms <= now) due.push_back(id);
+    };
+    for (const auto& [id, s] : dirty_) collect(id, s);
+    for (const auto& [id, s] : active_) {
+      if (!dirty_.contains(id)) collect(id, s);
+    }
+    for (auto id : due) Handle(tx, id, core::Tick{now}, "", now);
+  }
+
+  void OnCommittedHook() override {
+    for (auto& [id, state] : dirty_) {
+      service_.Summarize(id, state.phase, state.status);
+      if (state.phase == SagaPhase::kEnded) {
+        active_.erase(id);
+      } else {
+        active_[id] = std::move(state);
+      }
+    }
+    dirty_.clear();
+    service_.SetActive(task(), active_.size());
+  }
+
+  void OnAbortedHook() override { dirty_.clear(); }
+
+ private:
+  // The saga's state as this iteration sees it; loaded into dirty_ on first touch.
+  // The saga's phase as this iteration sees it, without loading it for work.
+  SagaPhase PhaseOf(core::OrderId id) const {
+    if (auto it = dirty_.find(id); it != dirty_.end()) return it->second.phase;
+    if (auto it = active_.find(id); it != active_.end()) return it->second.phase;
+    auto stored = runtime::DecodeStored<SagaState>(Get("snap/" + core::SagaKey(id)));
+    return stored ? stored->phase : SagaPhase::kNotStarted;
+  }
+
+  SagaState& Working(core::OrderId id) {
+    if (auto it = dirty_.find(id); it != dirty_.end()) return it->second;
+    SagaState state;
+    if (auto it = active_.find(id); it != active_.end()) {
+      state = it->second;
+    } else if (auto stored = runtime::DecodeStored<SagaState>(Get("snap/" + core::SagaKey(id)))) {
+      // Ended sagas are not kept in memory.
+      state = std::move(*stored);
+    }
+    return dirty_[id] = std::move(state);
+  }
+
+  void Handle(core::TxContext& tx, core::OrderId id, const core::SagaInput& input, const std::string& causation,
+              core::TimeMs now) {
+    const SagaState& before = Working(id);
+    const auto decision = core::Decide(service_.definition(), before, input, now);
+    if (decision.empty()) {
+      metrics().Add("ignored_inputs_total");
+      log().debug("saga={} input changed nothing (duplicate or stale)", id);
+      return;
+    }
+    for (const auto& event : decision.events) {
+      core::Message m{NewMessageId("event", id), id, causation, now, 1, event};
+      EmitChangelog(tx, service_.events(), core::SagaKey(id), m);
+      log().info("saga={} {}", id, Describe(event));
+      service_.Count(event);
+    }
+    for (const auto& command : decision.commands) {
+      core::Message m{NewMessageId("command", id), id, causation, now, 1, command};
+      Emit(tx, topics().CommandTopic(command.step), core::SagaKey(id), m);
+    }
+    core::Message snapshot{NewMessageId("state", id), id, causation, now, 1, Working(id)};
+    EmitChangelog(tx, service_.states(), core::SagaKey(id), snapshot);
+    if (decision.final_status) {
+      core::Message m{NewMessageId("status", id), id, causation, now, 1, *decision.final_status};
+      Emit(tx, topics().status, core::SagaKey(id), m);
+    }
+  }
+
+  OrchestratorService& service_;
+  // True until the restore of the changelogs is over.
   bool catching_up_ = true;
   std::unordered_map<core::OrderId, SagaState> active_;
   std::unordered_map<core::OrderId, SagaState> dirty_;
-  std::mutex summary_mu_;
-  std::map<core::OrderId, Summary> summary_;
 };
+
+std::unique_ptr<runtime::ServiceTask> OrchestratorService::CreateTask(int32_t task) {
+  return std::make_unique<SagaTask>(*this, task);
+}
 
 }  // namespace
 

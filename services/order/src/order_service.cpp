@@ -1,6 +1,8 @@
 #include "sagaflow/order/order_service.hpp"
 
 #include <atomic>
+#include <map>
+#include <mutex>
 
 #include "sagaflow/runtime/order_json.hpp"
 
@@ -38,17 +40,20 @@ class OrderService final : public runtime::Service {
 
   ~OrderService() override { Stop(); }
 
- protected:
   std::vector<std::string> InputTopics() const override { return {topics().status}; }
   std::vector<runtime::Changelog> Changelogs() const override { return {orders_}; }
+  const runtime::Changelog& orders() const { return orders_; }
 
-  void ApplyChangelog(const runtime::Changelog& changelog, const kafka::Record& record,
-                      eventstore::WriteSet& out) override {
-    Service::ApplyChangelog(changelog, record, out);
-    if (record.value.empty()) return;
-    auto r = runtime::DecodeStored<core::OrderRecord>(record.value);
-    if (r && !r->idempotency_key.empty()) out.Put("idem/" + r->idempotency_key, core::SagaKey(r->order.order_id));
+  /// The new orders waiting for task `task` (any thread).
+  Queue& QueueOf(int32_t task) {
+    std::lock_guard lock(queues_mu_);
+    auto& q = queues_[task];
+    if (!q) q = std::make_unique<Queue>();
+    return *q;
   }
+
+ protected:
+  std::unique_ptr<runtime::ServiceTask> CreateTask(int32_t task) override;
 
   void AddRoutes(runtime::HttpServer& http) override {
     http.Route("POST", "/neworder", [this](const HttpRequest& req) { return PostOrder(req); });
@@ -60,101 +65,7 @@ class OrderService final : public runtime::Service {
     http.Route("GET", "/orders", [this](const HttpRequest& req) { return ListOrders(req); });
   }
 
-  void OnRecords(std::span<const kafka::Record> records, core::TxContext& tx) override {
-    for (const auto& record : records) {
-      auto message = DecodeOrDeadLetter(tx, record);
-      if (!message) continue;
-      const auto* final_status = std::get_if<core::FinalStatus>(&message->payload);
-      if (final_status == nullptr) {
-        DeadLetter(tx, record, "expected a FinalStatus, got " + std::string(core::PayloadName(message->payload)));
-        continue;
-      }
-      auto r = runtime::DecodeStored<core::OrderRecord>(Get(OrderKey(message->saga_id)));
-      if (!r) {
-        DeadLetter(tx, record, "final status for unknown order " + std::to_string(message->saga_id));
-        continue;
-      }
-      if (r->status == core::OrderStatus::kOk || r->status == core::OrderStatus::kNotOk) continue;  // duplicate
-      r->status = final_status->status;
-      r->detail = final_status->detail;
-      r->steps = final_status->steps;
-      r->finished_at_ms = core::NowMs();
-      Put(tx, *r);
-      metrics().Add("orders_finished_total", 1, "status=\"" + std::string(core::ToString(r->status)) + "\"");
-      log().info("saga={} final status {}{}{}", message->saga_id, core::ToString(r->status),
-                 r->detail.empty() ? "" : ": ", r->detail);
-    }
-  }
-
-  void OnIdle(core::TxContext& tx) override {
-    for (auto& item : queue_.Drain()) {
-      if (item.request.abandoned->load()) continue;
-      Accepted result = Accept(tx, item.request);
-      in_flight_.emplace_back(std::move(item), result);
-    }
-  }
-
-  void OnCommittedHook() override {
-    for (auto& [item, result] : in_flight_) item.promise->set_value(result);
-    in_flight_.clear();
-  }
-
-  void OnAbortedHook() override {
-    std::vector<Queue::Item> again;
-    for (auto& [item, result] : in_flight_) again.push_back(std::move(item));
-    in_flight_.clear();
-    queue_.Requeue(std::move(again));
-  }
-
-  std::chrono::milliseconds IdleInterval() const override { return std::chrono::milliseconds(10); }
-
  private:
-  Accepted Accept(core::TxContext& tx, NewOrder& request) {
-    if (!request.idempotency_key.empty()) {
-      if (auto existing = Get("idem/" + request.idempotency_key)) {
-        return {200, std::stoll(*existing), ""};
-      }
-    }
-    auto& order = request.order;
-    if (order.order_id != 0) {
-      if (Get(OrderKey(order.order_id))) {
-        return {409, order.order_id, "order " + std::to_string(order.order_id) + " already exists"};
-      }
-    } else {
-      order.order_id = NewOrderId();
-    }
-    core::OrderRecord r{order, core::OrderStatus::kProcess, "", {}, core::NowMs(), 0, request.idempotency_key};
-    Put(tx, r);
-    core::Message placed{NewMessageId("placed", order.order_id), order.order_id, "", core::NowMs(), 1,
-                         core::OrderPlaced{order}};
-    Emit(tx, topics().order, core::SagaKey(order.order_id), placed);
-    metrics().Add("orders_accepted_total");
-    log().info("saga={} order accepted: user {}, {} item(s), sum {}", order.order_id, order.user_id,
-               order.items.size(), order.sum);
-    return {200, order.order_id, ""};
-  }
-
-  // Ids are milliseconds * 1000 + a counter: unique and increasing within an
-  // instance, below 2^53 so JavaScript clients read them exactly.
-  core::OrderId NewOrderId() {
-    while (true) {
-      const core::OrderId id = core::NowMs() * 1000 + static_cast<core::OrderId>(counter_++ % 1000);
-      if (id > last_id_ && !Get(OrderKey(id))) {
-        last_id_ = id;
-        return id;
-      }
-      if (id <= last_id_) {
-        last_id_ += 1;
-        if (!Get(OrderKey(last_id_))) return last_id_;
-      }
-    }
-  }
-
-  void Put(core::TxContext& tx, const core::OrderRecord& r) {
-    core::Message m{NewMessageId("order", r.order.order_id), r.order.order_id, "", core::NowMs(), 1, r};
-    EmitChangelog(tx, orders_, core::SagaKey(r.order.order_id), m);
-  }
-
   HttpResponse PostOrder(const HttpRequest& req) {
     auto body = runtime::ParseJsonBody(req);
     NewOrder request;
@@ -162,7 +73,17 @@ class OrderService final : public runtime::Service {
     request.idempotency_key = req.Header("Idempotency-Key");
     if (request.idempotency_key.size() > 200) throw HttpError{400, "Idempotency-Key is longer than 200 characters"};
     auto abandoned = request.abandoned;
-    auto future = queue_.Push(std::move(request));
+    // The task that owns the order's partition records it; a retried key goes
+    // to the same task, which sees the first attempt even before it commits.
+    int32_t task = 0;
+    if (request.order.order_id != 0) {
+      task = TaskOfKey(core::SagaKey(request.order.order_id));
+    } else if (!request.idempotency_key.empty()) {
+      task = TaskOfKey(request.idempotency_key);
+    } else {
+      task = static_cast<int32_t>(next_task_.fetch_add(1) % static_cast<uint64_t>(partitions()));
+    }
+    auto future = QueueOf(task).Push(std::move(request));
     if (future.wait_for(options_.accept_timeout) != std::future_status::ready) {
       abandoned->store(true);
       return HttpResponse::Error(503, "the order could not be recorded within " +
@@ -206,11 +127,132 @@ class OrderService final : public runtime::Service {
 
   const OrderOptions options_;
   const runtime::Changelog orders_;
-  Queue queue_;
+  std::mutex queues_mu_;
+  std::map<int32_t, std::unique_ptr<Queue>> queues_;
+  std::atomic<uint64_t> next_task_{0};
+};
+
+// Records the new orders and the final statuses of one partition.
+class OrderTask final : public runtime::ServiceTask {
+ public:
+  OrderTask(OrderService& service, int32_t task);
+
+ protected:
+  void ApplyChangelog(const runtime::Changelog& changelog, const kafka::Record& record,
+                      eventstore::WriteSet& out) override {
+    ServiceTask::ApplyChangelog(changelog, record, out);
+    if (record.value.empty()) return;
+    auto r = runtime::DecodeStored<core::OrderRecord>(record.value);
+    if (r && !r->idempotency_key.empty()) out.Put("idem/" + r->idempotency_key, core::SagaKey(r->order.order_id));
+  }
+
+  void OnRecords(std::span<const kafka::Record> records, core::TxContext& tx) override {
+    for (const auto& record : records) {
+      auto message = DecodeOrDeadLetter(tx, record);
+      if (!message) continue;
+      const auto* final_status = std::get_if<core::FinalStatus>(&message->payload);
+      if (final_status == nullptr) {
+        DeadLetter(tx, record, "expected a FinalStatus, got " + std::string(core::PayloadName(message->payload)));
+        continue;
+      }
+      auto r = runtime::DecodeStored<core::OrderRecord>(Get(OrderKey(message->saga_id)));
+      if (!r) {
+        DeadLetter(tx, record, "final status for unknown order " + std::to_string(message->saga_id));
+        continue;
+      }
+      if (r->status == core::OrderStatus::kOk || r->status == core::OrderStatus::kNotOk) continue;  // duplicate
+      r->status = final_status->status;
+      r->detail = final_status->detail;
+      r->steps = final_status->steps;
+      r->finished_at_ms = core::NowMs();
+      Put(tx, *r);
+      metrics().Add("orders_finished_total", 1, "status=\"" + std::string(core::ToString(r->status)) + "\"");
+      log().info("saga={} final status {}{}{}", message->saga_id, core::ToString(r->status),
+                 r->detail.empty() ? "" : ": ", r->detail);
+    }
+  }
+
+  void OnIdle(core::TxContext& tx) override {
+    for (auto& item : service_.QueueOf(task()).Drain()) {
+      if (item.request.abandoned->load()) continue;
+      Accepted result = Accept(tx, item.request);
+      in_flight_.emplace_back(std::move(item), result);
+    }
+  }
+
+  void OnCommittedHook() override {
+    for (auto& [item, result] : in_flight_) item.promise->set_value(result);
+    in_flight_.clear();
+  }
+
+  void OnAbortedHook() override {
+    std::vector<Queue::Item> again;
+    for (auto& [item, result] : in_flight_) again.push_back(std::move(item));
+    in_flight_.clear();
+    service_.QueueOf(task()).Requeue(std::move(again));
+  }
+
+  std::chrono::milliseconds IdleInterval() const override { return std::chrono::milliseconds(10); }
+ private:
+  Accepted Accept(core::TxContext& tx, NewOrder& request) {
+    if (!request.idempotency_key.empty()) {
+      if (auto existing = Get("idem/" + request.idempotency_key)) {
+        return {200, std::stoll(*existing), ""};
+      }
+    }
+    auto& order = request.order;
+    if (order.order_id != 0) {
+      if (Get(OrderKey(order.order_id))) {
+        return {409, order.order_id, "order " + std::to_string(order.order_id) + " already exists"};
+      }
+    } else {
+      order.order_id = NewOrderId();
+    }
+    core::OrderRecord r{order, core::OrderStatus::kProcess, "", {}, core::NowMs(), 0, request.idempotency_key};
+    Put(tx, r);
+    core::Message placed{NewMessageId("placed", order.order_id), order.order_id, "", core::NowMs(), 1,
+                         core::OrderPlaced{order}};
+    Emit(tx, topics().order, core::SagaKey(order.order_id), placed);
+    metrics().Add("orders_accepted_total");
+    log().info("saga={} order accepted: user {}, {} item(s), sum {}", order.order_id, order.user_id,
+               order.items.size(), order.sum);
+    return {200, order.order_id, ""};
+  }
+
+  // Ids are milliseconds * 1000 + a counter, in this task's partition: unique
+  // and increasing within a task, never equal across tasks (other
+  // partitions), below 2^53 so JavaScript clients read them exactly.
+  core::OrderId NewOrderId() {
+    while (true) {
+      const core::OrderId id = core::NowMs() * 1000 + static_cast<core::OrderId>(counter_++ % 1000);
+      if (!Owns(core::SagaKey(id))) continue;  // ids are drawn until one falls in this task's partition
+      if (id > last_id_ && !Get(OrderKey(id))) {
+        last_id_ = id;
+        return id;
+      }
+      if (id <= last_id_) {
+        last_id_ += 1;
+        if (Owns(core::SagaKey(last_id_)) && !Get(OrderKey(last_id_))) return last_id_;
+      }
+    }
+  }
+
+  void Put(core::TxContext& tx, const core::OrderRecord& r) {
+    core::Message m{NewMessageId("order", r.order.order_id), r.order.order_id, "", core::NowMs(), 1, r};
+    EmitChangelog(tx, service_.orders(), core::SagaKey(r.order.order_id), m);
+  }
+
+  OrderService& service_;
   std::vector<std::pair<Queue::Item, Accepted>> in_flight_;
   uint64_t counter_ = 0;
   core::OrderId last_id_ = 0;
 };
+
+OrderTask::OrderTask(OrderService& service, int32_t task) : ServiceTask(service, task), service_(service) {}
+
+std::unique_ptr<runtime::ServiceTask> OrderService::CreateTask(int32_t task) {
+  return std::make_unique<OrderTask>(*this, task);
+}
 
 }  // namespace
 

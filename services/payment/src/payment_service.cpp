@@ -8,20 +8,13 @@ namespace {
 using runtime::HttpRequest;
 using runtime::HttpResponse;
 
-class PaymentService final : public runtime::Participant {
+// Charges the orders of one partition.
+class PaymentTask final : public runtime::ParticipantTask {
  public:
-  PaymentService(runtime::ServiceOptions options, runtime::ParticipantOptions participant)
-      : Participant("payment", core::Service::kPayment, std::move(options), participant),
-        payments_{topics().payment_payments, "payment"} {}
-
-  ~PaymentService() override { Stop(); }
+  PaymentTask(runtime::Participant& service, int32_t task, const runtime::Changelog& payments)
+      : ParticipantTask(service, task), payments_(payments) {}
 
  protected:
-  std::vector<std::string> InputTopics() const override { return {topics().payment_pay}; }
-  std::vector<runtime::Changelog> Changelogs() const override { return {payments_}; }
-  bool Handles(core::Step step) const override { return step == core::Step::kCharge; }
-  bool MayFail(core::Step step) const override { return step == core::Step::kCharge; }
-
   std::optional<core::StepReply> Recorded(const core::StepCommand& command) override {
     auto p = runtime::DecodeStored<core::Payment>(Get("payment/" + core::SagaKey(command.order.order_id)));
     if (!p) return std::nullopt;
@@ -32,11 +25,42 @@ class PaymentService final : public runtime::Participant {
     const auto& order = command.order;
     core::Payment p{order.order_id, order.user_id, order.sum, order.payment, !fail_on_purpose, "", core::NowMs()};
     const char* method = order.payment == core::PaymentType::kSbp ? "SBP" : "card";
-    p.detail = fail_on_purpose ? "payment declined (failure injected: mistakes=" + std::to_string(mistakes()) + "%)"
-                               : "charged " + std::to_string(order.sum) + " by " + method;
+    p.detail = fail_on_purpose
+                   ? "payment declined (failure injected: mistakes=" + std::to_string(participant().mistakes()) + "%)"
+                   : "charged " + std::to_string(order.sum) + " by " + method;
     core::Message m{NewMessageId("payment", order.order_id), order.order_id, "", core::NowMs(), 1, p};
     EmitChangelog(tx, payments_, core::SagaKey(order.order_id), m);
     return {command.step, command.attempt, p.ok, p.detail};
+  }
+
+ private:
+  const runtime::Changelog& payments_;
+};
+
+class PaymentService final : public runtime::Participant {
+ public:
+  PaymentService(runtime::ServiceOptions options, runtime::ParticipantOptions participant)
+      : Participant("payment", core::Service::kPayment, std::move(options), participant),
+        payments_{topics().payment_payments, "payment"} {}
+
+  ~PaymentService() override { Stop(); }
+
+  std::vector<std::string> InputTopics() const override { return {topics().payment_pay}; }
+  std::vector<runtime::Changelog> Changelogs() const override { return {payments_}; }
+  bool Handles(core::Step step) const override { return step == core::Step::kCharge; }
+  bool MayFail(core::Step step) const override { return step == core::Step::kCharge; }
+  std::string InvalidCommand(const core::StepCommand& command) const override {
+    const auto& order = command.order;
+    if (order.sum < 0) return "the sum to charge must not be negative, got " + std::to_string(order.sum);
+    if (order.payment != core::PaymentType::kCard && order.payment != core::PaymentType::kSbp) {
+      return "unknown payment type " + std::to_string(static_cast<int>(order.payment)) + " (1 card, 2 SBP)";
+    }
+    return {};
+  }
+
+ protected:
+  std::unique_ptr<runtime::ServiceTask> CreateTask(int32_t task) override {
+    return std::make_unique<PaymentTask>(*this, task, payments_);
   }
 
   void AddParticipantRoutes(runtime::HttpServer& http) override {

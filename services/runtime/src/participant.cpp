@@ -13,6 +13,8 @@ Participant::Participant(std::string name, core::Service role, ServiceOptions op
       delay_max_ms_(participant.delay_max_ms) {
   metrics().Describe("commands_total", "Commands answered, by step and result");
   metrics().Describe("duplicate_commands_total", "Commands answered from the recorded reply");
+  metrics().Describe("quarantined_records_total",
+                     "Commands dead-lettered because applying them would break an invariant of the state");
 }
 
 void Participant::AddRoutes(HttpServer& http) {
@@ -63,21 +65,24 @@ void Participant::AddRoutes(HttpServer& http) {
   AddParticipantRoutes(http);
 }
 
-int64_t Participant::DrawDelayMs() {
+int64_t Participant::DrawDelayMs(std::mt19937_64& rng) const {
   const int lo = delay_min_ms_.load();
   const int hi = delay_max_ms_.load();
   if (hi <= 0) return 0;
-  return std::uniform_int_distribution<int64_t>(lo, std::max(lo, hi))(rng_);
+  return std::uniform_int_distribution<int64_t>(lo, std::max(lo, hi))(rng);
 }
 
-std::chrono::milliseconds Participant::IdleInterval() const {
+ParticipantTask::ParticipantTask(Participant& participant, int32_t task)
+    : ServiceTask(participant, task), participant_(participant) {}
+
+std::chrono::milliseconds ParticipantTask::IdleInterval() const {
   // Wake up in time for the next delayed command.
   if (waiting_.empty()) return std::chrono::milliseconds(50);
   const auto wait = waiting_.begin()->first - core::NowMs();
   return std::chrono::milliseconds(std::clamp<int64_t>(wait, 0, 50));
 }
 
-void Participant::OnRecords(std::span<const kafka::Record> records, core::TxContext& tx) {
+void ParticipantTask::OnRecords(std::span<const kafka::Record> records, core::TxContext& tx) {
   for (const auto& record : records) {
     auto decoded = core::Decode(record.value);
     std::string bad;
@@ -85,8 +90,11 @@ void Participant::OnRecords(std::span<const kafka::Record> records, core::TxCont
       bad = decoded.error().message;
     } else if (const auto* command = std::get_if<core::StepCommand>(&decoded->payload); command == nullptr) {
       bad = "expected a StepCommand, got " + std::string(core::PayloadName(decoded->payload));
-    } else if (!Handles(command->step)) {
-      bad = std::string(core::ToString(role_)) + " does not execute step " + std::string(core::ToString(command->step));
+    } else if (!participant_.Handles(command->step)) {
+      bad = std::string(core::ToString(participant_.role())) + " does not execute step " +
+            std::string(core::ToString(command->step));
+    } else {
+      bad = Invalid(record, decoded.value(), *command);
     }
     if (!bad.empty()) {
       // A dead letter is not idempotent like a command: write it only in the
@@ -107,7 +115,7 @@ void Participant::OnRecords(std::span<const kafka::Record> records, core::TxCont
       }
       continue;
     }
-    const int64_t delay = DrawDelayMs();
+    const int64_t delay = participant_.DrawDelayMs(rng_);
     if (delay > 0) {
       tx.Defer(record);
       waiting_.emplace(core::NowMs() + delay, Pending{record, std::move(decoded.value()), ""});
@@ -117,7 +125,24 @@ void Participant::OnRecords(std::span<const kafka::Record> records, core::TxCont
   }
 }
 
-void Participant::OnIdle(core::TxContext& tx) {
+std::string ParticipantTask::Invalid(const kafka::Record& record, const core::Message& message,
+                                     const core::StepCommand& command) const {
+  if (message.saga_id <= 0) return "saga id must be positive, got " + std::to_string(message.saga_id);
+  if (command.order.order_id != message.saga_id) {
+    return "a command for order " + std::to_string(command.order.order_id) + " in an envelope for saga " +
+           std::to_string(message.saga_id);
+  }
+  if (record.key != core::SagaKey(message.saga_id)) {
+    return "record key '" + record.key + "' is not the saga id " + std::to_string(message.saga_id);
+  }
+  if (!Owns(record.key)) {
+    return "key '" + record.key + "' does not belong to partition " + std::to_string(record.partition) +
+           " (records must be partitioned by Kafka's murmur2 of the key)";
+  }
+  return participant_.InvalidCommand(command);
+}
+
+void ParticipantTask::OnIdle(core::TxContext& tx) {
   const auto now = core::NowMs();
   while (!waiting_.empty() && waiting_.begin()->first <= now) {
     auto node = waiting_.extract(waiting_.begin());
@@ -131,12 +156,12 @@ void Participant::OnIdle(core::TxContext& tx) {
   }
 }
 
-void Participant::OnAbortedHook() {
+void ParticipantTask::OnAbortedHook() {
   // The consumer rewinds to the committed offsets: every waiting command comes again.
   waiting_.clear();
 }
 
-void Participant::Process(core::TxContext& tx, const kafka::Record& record, const core::Message& message) {
+void ParticipantTask::Process(core::TxContext& tx, const kafka::Record& record, const core::Message& message) {
   const auto& command = std::get<core::StepCommand>(message.payload);
   const auto saga = message.saga_id;
   core::StepReply reply;
@@ -148,10 +173,19 @@ void Participant::Process(core::TxContext& tx, const kafka::Record& record, cons
                core::ToString(command.step), command.attempt, reply.ok ? "OK" : "NOT OK");
   } else {
     bool fail = false;
-    if (MayFail(command.step)) {
-      fail = std::uniform_int_distribution<int>(1, 100)(rng_) <= mistakes_.load();
+    if (participant_.MayFail(command.step)) {
+      fail = std::uniform_int_distribution<int>(1, 100)(rng_) <= participant_.mistakes();
     }
+    quarantine_.clear();
     reply = Execute(tx, command, fail);
+    if (!quarantine_.empty()) {
+      // Applying it would break an invariant of the state: set it aside, keep serving.
+      metrics().Add("quarantined_records_total");
+      log().error("saga={} {} attempt {}: quarantined: {}", saga, core::ToString(command.step), command.attempt,
+                  quarantine_);
+      DeadLetter(tx, record, "quarantined: " + quarantine_);
+      return;
+    }
     reply.step = command.step;
     reply.attempt = command.attempt;
     log().info("saga={} {} attempt {}: {}{}{}", saga, core::ToString(command.step), command.attempt,
@@ -166,7 +200,7 @@ void Participant::Process(core::TxContext& tx, const kafka::Record& record, cons
   out.causation_id = message.message_id;
   out.produced_at_ms = core::NowMs();
   out.payload = reply;
-  Emit(tx, topics().ReplyTopic(role_), record.key, out);
+  Emit(tx, topics().ReplyTopic(participant_.role()), record.key, out);
 }
 
 }  // namespace sagaflow::runtime

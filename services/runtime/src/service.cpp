@@ -8,9 +8,7 @@
 namespace sagaflow::runtime {
 namespace {
 constexpr auto kConnectTimeout = std::chrono::seconds(60);
-constexpr size_t kCatchUpBatch = 5000;
-
-kafka::KafkaConfig KafkaOf(const ServiceOptions& o) { return kafka::KafkaConfig{o.brokers, o.kafka_properties}; }
+constexpr size_t kRestoreBatch = 5000;
 }  // namespace
 
 Service::Service(std::string name, ServiceOptions options)
@@ -35,31 +33,33 @@ core::Status Service::Start() {
   if (!store.ok()) return store.error();
   store_ = std::move(store.value());
 
-  auto kafka = KafkaOf(options_);
+  auto kafka = kafka_config();
   log_->info("waiting for Kafka at {}", kafka.brokers);
   if (auto s = kafka::WaitForBroker(kafka, kConnectTimeout); !s.ok()) return s;
   if (auto s = kafka::CreateTopics(kafka, topics_.All(options_.partitions), std::chrono::seconds(30)); !s.ok()) {
     return s;
   }
-
-  core::ProcessorOptions po;
-  po.kafka = kafka;
-  po.service = name_;
-  po.group_id = options_.topic_prefix + "sagaflow-" + name_;
-  po.transactional_id = options_.topic_prefix + "sagaflow-" + name_ + "-" + options_.instance_id;
-  po.input_topics = InputTopics();
-  processor_ = std::make_unique<core::Processor>(po, *this, metrics_);
-  // The producer first: init_transactions aborts whatever a crashed previous
-  // instance left open, so the catch-up below reads only committed records.
-  if (auto s = processor_->Connect(kConnectTimeout); !s.ok()) return s;
   // Just-created topics may not have partition leaders yet: retry what can be retried.
-  if (auto s = Retrying("preparing the catch-up", [this] { return BeforeCatchUp(); }); !s.ok()) return s;
-  if (auto s = Retrying("catching up on the changelogs", [this] { return CatchUp(); }); !s.ok()) return s;
-  if (auto s = OnCaughtUp(); !s.ok()) return s;
+  if (auto s = Retrying("reading the topics' partitions", [this] { return CheckCoPartitioned(); }); !s.ok()) return s;
 
-  // Healthy means the Kafka loop runs: 503 while it starts, and after it stopped (e.g. fenced).
+  core::TaskEngineOptions eo;
+  eo.kafka = kafka;
+  eo.service = name_;
+  eo.group_id = options_.topic_prefix + "sagaflow-" + name_;
+  eo.input_topics = InputTopics();
+  eo.single_task = SingleTask();
+  eo.commit_interval = std::chrono::milliseconds(options_.commit_interval_ms);
+  // A partition's task keeps its transactional id whichever instance runs it,
+  // so the new owner fences the old one. A single task owns all partitions:
+  // its id is the instance's.
+  eo.transactional_id_prefix = options_.topic_prefix + "sagaflow-" + name_ +
+                               (eo.single_task ? "-" + options_.instance_id : std::string());
+  engine_ = std::make_unique<core::TaskEngine>(eo, [this](int32_t task) { return CreateTask(task); }, metrics_);
+
+  // Healthy means the engine runs and every assigned task processes: 503
+  // while tasks restore, and after the engine stopped (e.g. fenced).
   http_.Route("GET", "/", [this](const HttpRequest&) {
-    if (processor_->running()) return HttpResponse::Json({{"service", name_}, {"status", "ok"}});
+    if (Ready()) return HttpResponse::Json({{"service", name_}, {"status", "ok"}});
     return HttpResponse::Json({{"service", name_}, {"status", Done() ? "stopped" : "starting"}}, 503);
   });
   http_.Route("GET", "/metrics", [this](const HttpRequest&) { return HttpResponse::Text(metrics_.RenderPrometheus()); });
@@ -68,7 +68,7 @@ core::Status Service::Start() {
   log_->info("HTTP on {}:{}", options_.http_host, http_.port());
 
   loop_ = std::thread([this] {
-    auto status = processor_->Run();
+    auto status = engine_->Run();
     if (!status.ok()) log_->error("stopped: {}", status.error().message);
     done_.set_value(status);
   });
@@ -76,10 +76,38 @@ core::Status Service::Start() {
   return core::Status::Ok();
 }
 
+bool Service::Ready() const {
+  if (!engine_ || !engine_->running()) return false;
+  const auto assigned = engine_->assigned_tasks();
+  return assigned > 0 && engine_->active_tasks() == assigned;
+}
+
+core::Status Service::CheckCoPartitioned() {
+  std::vector<std::string> names = InputTopics();
+  for (const auto& c : Changelogs()) names.push_back(c.topic);
+  partitions_ = 0;
+  for (const auto& name : names) {
+    auto ends = kafka::EndOffsets(kafka_config(), name);
+    if (!ends.ok()) return ends.error();
+    const auto count = static_cast<int32_t>(ends->size());
+    if (partitions_ == 0) partitions_ = count;
+    if (count != partitions_) {
+      return core::Error{core::Errc::kInvalidArgument,
+                         "topic " + name + " has " + std::to_string(count) + " partitions, " + names.front() +
+                             " has " + std::to_string(partitions_) +
+                             ": a service's input and changelog topics must have the same partition count "
+                             "(recreate them with the same --partitions)"};
+    }
+  }
+  return core::Status::Ok();
+}
+
+int32_t Service::TaskOfKey(std::string_view key) const { return kafka::PartitionOf(key, partitions_); }
+
 void Service::Stop() {
   if (stopped_.exchange(true)) return;
   http_.Stop();
-  if (processor_) processor_->Stop();
+  if (engine_) engine_->Stop();
   if (loop_.joinable()) loop_.join();
   if (started_.load()) log_->info("stopped");
 }
@@ -98,45 +126,64 @@ core::Status Service::Retrying(const std::string& what, const std::function<core
   }
 }
 
-core::Status Service::CatchUp() {
-  // A retried catch-up starts again from the stored offsets: forget what the failed attempt staged.
+std::string Service::NewMessageId(const std::string& kind, core::OrderId saga) const {
+  static std::atomic<uint64_t> counter{0};
+  static const uint64_t boot = std::random_device{}();
+  return name_ + "-" + kind + "-" + std::to_string(saga) + "-" + std::to_string(boot % 1000000) + "-" +
+         std::to_string(counter.fetch_add(1));
+}
+
+// ---------------------------------------------------------------- ServiceTask
+
+ServiceTask::ServiceTask(Service& service, int32_t task) : service_(service), task_(task) {}
+
+std::vector<int32_t> ServiceTask::OwnPartitions() const {
+  if (task_ == core::TaskEngine::kAllPartitions) return {};
+  return {task_};
+}
+
+core::Status ServiceTask::Restore() {
+  // A retried restore starts again from the stored offsets: forget what the failed attempt staged.
   staged_.clear();
   OnAbortedHook();
-  auto kafka = KafkaOf(options_);
-  for (const auto& changelog : Changelogs()) {
-    const auto start = store_->AppliedOffsets();
+  if (auto s = BeforeRestore(); !s.ok()) return s;
+  auto& store = *service_.store_;
+  for (const auto& changelog : service_.Changelogs()) {
+    const auto start = store.AppliedOffsets();
     int64_t applied = 0;
-    core::Status failed;
     eventstore::OffsetMap next;
     auto flush = [&] {
       if (staged_.empty() && next.empty()) return;
-      auto s = store_->Commit(staged_, next);
+      auto s = store.Commit(staged_, next);
       SAGAFLOW_CHECK(s.ok(), s.ok() ? "" : s.error().message);
       staged_.clear();
     };
     auto end = kafka::ReadToEnd(
-        kafka, changelog.topic, start,
+        service_.kafka_config(), changelog.topic, start,
         [&](const kafka::Record& r) {
           ApplyChangelog(changelog, r, staged_);
           next[{r.topic, r.partition}] = r.offset + 1;
-          if (++applied % kCatchUpBatch == 0) flush();
+          if (++applied % kRestoreBatch == 0) flush();
         },
         [&](int64_t n) {
-          if (n > 0) log_->info("rebuilding from {}: {} records applied", changelog.topic, n);
-        });
+          if (n > 0) log().info("task {}: restoring from {}: {} records applied", task_, changelog.topic, n);
+        },
+        OwnPartitions());
     if (!end.ok()) return end.error();
     next = end.value();
     flush();
-    if (applied > 0) log_->info("caught up on {}: {} records applied", changelog.topic, applied);
+    if (applied > 0) log().info("task {}: restored {} records from {}", task_, applied, changelog.topic);
   }
-  return core::Status::Ok();
+  return AfterRestore();
 }
 
-core::Status Service::MarkApplied(const eventstore::OffsetMap& offsets) {
-  return store_->Commit(eventstore::WriteSet{}, offsets);
+core::Status ServiceTask::MarkApplied(const eventstore::OffsetMap& offsets) {
+  auto& store = *service_.store_;
+  return store.Commit(eventstore::WriteSet{}, offsets);
 }
 
-void Service::ApplyChangelog(const Changelog& changelog, const kafka::Record& record, eventstore::WriteSet& out) {
+void ServiceTask::ApplyChangelog(const Changelog& changelog, const kafka::Record& record,
+                                 eventstore::WriteSet& out) {
   const std::string key = changelog.table + "/" + record.key;
   if (record.value.empty()) {
     out.Delete(key);
@@ -145,34 +192,35 @@ void Service::ApplyChangelog(const Changelog& changelog, const kafka::Record& re
   }
 }
 
-void Service::EmitChangelog(core::TxContext& tx, const Changelog& changelog, const std::string& key,
-                            const core::Message& message) {
+void ServiceTask::EmitChangelog(core::TxContext& tx, const Changelog& changelog, const std::string& key,
+                                const core::Message& message) {
   kafka::Record record;
   record.topic = changelog.topic;
   record.key = key;
   record.value = core::Encode(message);
   tx.Produce(record.topic, record.key, record.value);
   ApplyChangelog(changelog, record, staged_);
-  metrics_.Add("changelog_records_total");
+  metrics().Add("changelog_records_total");
 }
 
-void Service::Emit(core::TxContext& tx, const std::string& topic, const std::string& key,
-                   const core::Message& message) {
+void ServiceTask::Emit(core::TxContext& tx, const std::string& topic, const std::string& key,
+                       const core::Message& message) {
   tx.Produce(topic, key, core::Encode(message));
 }
 
-void Service::DeadLetter(core::TxContext& tx, const kafka::Record& record, const std::string& reason) {
-  log_->warn("dead-lettering {}[{}]@{} (key '{}'): {}", record.topic, record.partition, record.offset, record.key,
+void ServiceTask::DeadLetter(core::TxContext& tx, const kafka::Record& record, const std::string& reason) {
+  log().warn("dead-lettering {}[{}]@{} (key '{}'): {}", record.topic, record.partition, record.offset, record.key,
              reason);
   core::Message m;
   m.message_id = NewMessageId("dlq", 0);
   m.produced_at_ms = core::NowMs();
-  m.payload = core::DeadLetter{reason, record.topic, record.partition, record.offset, record.key, record.value, name_};
-  tx.Produce(topics_.dlq, record.key, core::Encode(m));
-  metrics_.Add("dead_letters_total");
+  m.payload =
+      core::DeadLetter{reason, record.topic, record.partition, record.offset, record.key, record.value, service_.name()};
+  tx.Produce(topics().dlq, record.key, core::Encode(m));
+  metrics().Add("dead_letters_total");
 }
 
-std::optional<core::Message> Service::DecodeOrDeadLetter(core::TxContext& tx, const kafka::Record& record) {
+std::optional<core::Message> ServiceTask::DecodeOrDeadLetter(core::TxContext& tx, const kafka::Record& record) {
   auto decoded = core::Decode(record.value);
   if (!decoded.ok()) {
     DeadLetter(tx, record, decoded.error().message);
@@ -181,20 +229,13 @@ std::optional<core::Message> Service::DecodeOrDeadLetter(core::TxContext& tx, co
   return std::move(decoded.value());
 }
 
-std::optional<std::string> Service::Get(const std::string& key) const {
-  return eventstore::OverlayView(*store_, staged_).Get(key);
+std::optional<std::string> ServiceTask::Get(const std::string& key) const {
+  return eventstore::OverlayView(service_.store(), staged_).Get(key);
 }
 
-std::string Service::NewMessageId(const std::string& kind, core::OrderId saga) const {
-  static std::atomic<uint64_t> counter{0};
-  static const uint64_t boot = std::random_device{}();
-  return name_ + "-" + kind + "-" + std::to_string(saga) + "-" + std::to_string(boot % 1000000) + "-" +
-         std::to_string(counter.fetch_add(1));
-}
-
-void Service::OnCommitted(const std::vector<kafka::Delivered>& delivered) {
+void ServiceTask::OnCommitted(const std::vector<kafka::Delivered>& delivered) {
   eventstore::OffsetMap offsets;
-  const auto changelogs = Changelogs();
+  const auto changelogs = service_.Changelogs();
   for (const auto& d : delivered) {
     for (const auto& c : changelogs) {
       if (d.topic == c.topic) {
@@ -204,7 +245,8 @@ void Service::OnCommitted(const std::vector<kafka::Delivered>& delivered) {
     }
   }
   if (!staged_.empty() || !offsets.empty()) {
-    auto s = store_->Commit(staged_, offsets);
+    auto& store = *service_.store_;
+    auto s = store.Commit(staged_, offsets);
     // The Kafka transaction is committed; the store can be rebuilt from it, but
     // not while this process keeps running on a store it failed to write.
     SAGAFLOW_CHECK(s.ok(), s.ok() ? "" : s.error().message);
@@ -213,7 +255,7 @@ void Service::OnCommitted(const std::vector<kafka::Delivered>& delivered) {
   OnCommittedHook();
 }
 
-void Service::OnAborted() {
+void ServiceTask::OnAborted() {
   staged_.clear();
   OnAbortedHook();
 }

@@ -12,6 +12,9 @@ using runtime::HttpRequest;
 using runtime::HttpResponse;
 
 constexpr auto kRestockTimeout = std::chrono::seconds(10);
+// Bounds of a reservation command: what the REST edge accepts, with room.
+constexpr size_t kMaxLines = 1000;
+constexpr int64_t kMaxQuantity = 1'000'000'000;
 
 struct Restock {
   std::vector<std::pair<core::ItemId, int64_t>> items;
@@ -20,6 +23,8 @@ struct Restock {
 json StockToJson(const core::StockLevel& s) {
   return {{"item_id", s.item_id}, {"available", s.available}, {"reserved", s.reserved}};
 }
+
+using RestockQueue = runtime::LocalQueue<Restock, std::vector<core::StockLevel>>;
 
 class WarehouseService final : public runtime::Participant {
  public:
@@ -31,7 +36,6 @@ class WarehouseService final : public runtime::Participant {
 
   ~WarehouseService() override { Stop(); }
 
- protected:
   std::vector<std::string> InputTopics() const override {
     return {topics().warehouse_reserve, topics().warehouse_cancel};
   }
@@ -41,24 +45,29 @@ class WarehouseService final : public runtime::Participant {
   }
   bool MayFail(core::Step step) const override { return step == core::Step::kReserveStock; }
 
-  std::optional<core::StepReply> Recorded(const core::StepCommand& command) override {
-    auto r = Reservation(command.order.order_id);
-    if (!r) return std::nullopt;
-    if (command.step == core::Step::kReserveStock) {
-      if (r->state == ReservationState::kReleased && r->released_without_reserve) {
-        return core::StepReply{command.step, command.attempt, false,
-                               "order " + std::to_string(r->order_id) + " was cancelled before stock was reserved"};
+  std::string InvalidCommand(const core::StepCommand& command) const override {
+    if (command.step != core::Step::kReserveStock) return {};  // a release uses the recorded reservation
+    const auto& items = command.order.items;
+    if (items.empty()) return "a reservation needs at least one item";
+    if (items.size() > kMaxLines) return "a reservation has at most " + std::to_string(kMaxLines) + " items";
+    for (const auto& i : items) {
+      if (i.item_id < 0) return "item id must not be negative, got " + std::to_string(i.item_id);
+      if (i.quantity < 1 || i.quantity > kMaxQuantity) {
+        return "quantity of item " + std::to_string(i.item_id) + " must be from 1 to " +
+               std::to_string(kMaxQuantity) + ", got " + std::to_string(i.quantity);
       }
-      return core::StepReply{command.step, command.attempt, r->reply_ok, r->detail};
     }
-    // Release: answered once the reservation is released (or was never made).
-    if (r->state == ReservationState::kReleased) return core::StepReply{command.step, command.attempt, true, r->detail};
-    return std::nullopt;
+    return {};
   }
 
-  core::StepReply Execute(core::TxContext& tx, const core::StepCommand& command, bool fail_on_purpose) override {
-    return command.step == core::Step::kReserveStock ? Reserve(tx, command, fail_on_purpose) : Release(tx, command);
-  }
+  int64_t default_stock() const { return default_stock_; }
+  const runtime::Changelog& stock() const { return stock_; }
+  const runtime::Changelog& reservations() const { return reservations_; }
+  RestockQueue& restocks() { return restocks_; }
+
+ protected:
+  bool SingleTask() const override { return true; }
+  std::unique_ptr<runtime::ServiceTask> CreateTask(int32_t task) override;
 
   void AddParticipantRoutes(runtime::HttpServer& http) override {
     http.Route("GET", "/stock", [this](const HttpRequest&) {
@@ -83,9 +92,68 @@ class WarehouseService final : public runtime::Participant {
     });
   }
 
+ private:
+  HttpResponse PostStock(const HttpRequest& req) {
+    auto body = runtime::ParseJsonBody(req);
+    json list = body.contains("items") ? body["items"] : json::array({body});
+    if (!list.is_array() || list.empty()) throw HttpError{400, "\"items\" must be a non-empty array"};
+    Restock restock;
+    for (const auto& i : list) {
+      if (!i.is_object() || !i.contains("item_id") || !i["item_id"].is_number_integer() || !i.contains("quantity") ||
+          !i["quantity"].is_number_integer()) {
+        throw HttpError{400, "each item needs integer \"item_id\" and \"quantity\", e.g. {\"item_id\":10,\"quantity\":100}"};
+      }
+      const auto id = i["item_id"].get<int64_t>();
+      const auto quantity = i["quantity"].get<int64_t>();
+      if (id < 0 || quantity < 1 || quantity > 1'000'000'000'000) {
+        throw HttpError{400, "item_id must be >= 0 and quantity from 1 to 10^12"};
+      }
+      restock.items.emplace_back(id, quantity);
+    }
+    auto future = restocks_.Push(std::move(restock));
+    if (future.wait_for(kRestockTimeout) != std::future_status::ready) {
+      return HttpResponse::Error(503, "the restock was not recorded within 10 s: Kafka is unavailable; retry later");
+    }
+    json items = json::array();
+    for (const auto& level : future.get()) items.push_back(StockToJson(level));
+    return HttpResponse::Json({{"items", items}});
+  }
+
+  const int64_t default_stock_;
+  const runtime::Changelog stock_;
+  const runtime::Changelog reservations_;
+  RestockQueue restocks_;
+};
+
+// Reserves and releases stock. One task owns all partitions: stock is keyed
+// by item, not by order, so it is not partitioned like the commands.
+class WarehouseTask final : public runtime::ParticipantTask {
+ public:
+  WarehouseTask(WarehouseService& service, int32_t task);
+
+ protected:
+  std::optional<core::StepReply> Recorded(const core::StepCommand& command) override {
+    auto r = Reservation(command.order.order_id);
+    if (!r) return std::nullopt;
+    if (command.step == core::Step::kReserveStock) {
+      if (r->state == ReservationState::kReleased && r->released_without_reserve) {
+        return core::StepReply{command.step, command.attempt, false,
+                               "order " + std::to_string(r->order_id) + " was cancelled before stock was reserved"};
+      }
+      return core::StepReply{command.step, command.attempt, r->reply_ok, r->detail};
+    }
+    // Release: answered once the reservation is released (or was never made).
+    if (r->state == ReservationState::kReleased) return core::StepReply{command.step, command.attempt, true, r->detail};
+    return std::nullopt;
+  }
+
+  core::StepReply Execute(core::TxContext& tx, const core::StepCommand& command, bool fail_on_purpose) override {
+    return command.step == core::Step::kReserveStock ? Reserve(tx, command, fail_on_purpose) : Release(tx, command);
+  }
+
   void OnIdle(core::TxContext& tx) override {
-    Participant::OnIdle(tx);
-    for (auto& item : restocks_.Drain()) {
+    ParticipantTask::OnIdle(tx);
+    for (auto& item : service_.restocks().Drain()) {
       std::vector<core::StockLevel> levels;
       for (const auto& [id, quantity] : item.request.items) {
         auto level = Stock(id);
@@ -104,11 +172,11 @@ class WarehouseService final : public runtime::Participant {
   }
 
   void OnAbortedHook() override {
-    Participant::OnAbortedHook();
+    ParticipantTask::OnAbortedHook();
     std::vector<runtime::LocalQueue<Restock, std::vector<core::StockLevel>>::Item> again;
     for (auto& [item, levels] : in_flight_) again.push_back(std::move(item));
     in_flight_.clear();
-    restocks_.Requeue(std::move(again));
+    service_.restocks().Requeue(std::move(again));
   }
 
  private:
@@ -116,7 +184,7 @@ class WarehouseService final : public runtime::Participant {
     const auto& order = command.order;
     core::Reservation r{order.order_id, ReservationState::kRejected, order.items, false, "", core::NowMs(), false};
     if (fail_on_purpose) {
-      r.detail = "warehouse refused the reservation (failure injected: mistakes=" + std::to_string(mistakes()) + "%)";
+      r.detail = "warehouse refused the reservation (failure injected: mistakes=" + std::to_string(participant().mistakes()) + "%)";
     } else {
       // Sum per item first: an order may list the same item twice.
       std::map<core::ItemId, int64_t> wanted;
@@ -157,13 +225,20 @@ class WarehouseService final : public runtime::Participant {
     if (r->state == ReservationState::kReserved) {
       std::map<core::ItemId, int64_t> held;
       for (const auto& i : r->items) held[i.item_id] += i.quantity;
+      std::vector<core::StockLevel> levels;
       for (const auto& [id, quantity] : held) {
         auto level = Stock(id);
+        if (level.reserved < quantity) {
+          Quarantine("releasing order " + std::to_string(r->order_id) + " would leave item " + std::to_string(id) +
+                     " with a negative reserved count (" + std::to_string(level.reserved) + " reserved, " +
+                     std::to_string(quantity) + " to release)");
+          return {command.step, command.attempt, false, ""};
+        }
         level.available += quantity;
         level.reserved -= quantity;
-        SAGAFLOW_CHECK(level.reserved >= 0, "reserved stock of item " + std::to_string(id) + " would go negative");
-        PutStock(tx, level);
+        levels.push_back(level);
       }
+      for (const auto& level : levels) PutStock(tx, level);
       r->detail = "reservation released";
     } else {
       r->detail = "nothing was reserved";
@@ -174,56 +249,32 @@ class WarehouseService final : public runtime::Participant {
     return {command.step, command.attempt, true, r->detail};
   }
 
-  HttpResponse PostStock(const HttpRequest& req) {
-    auto body = runtime::ParseJsonBody(req);
-    json list = body.contains("items") ? body["items"] : json::array({body});
-    if (!list.is_array() || list.empty()) throw HttpError{400, "\"items\" must be a non-empty array"};
-    Restock restock;
-    for (const auto& i : list) {
-      if (!i.is_object() || !i.contains("item_id") || !i["item_id"].is_number_integer() || !i.contains("quantity") ||
-          !i["quantity"].is_number_integer()) {
-        throw HttpError{400, "each item needs integer \"item_id\" and \"quantity\", e.g. {\"item_id\":10,\"quantity\":100}"};
-      }
-      const auto id = i["item_id"].get<int64_t>();
-      const auto quantity = i["quantity"].get<int64_t>();
-      if (id < 0 || quantity < 1 || quantity > 1'000'000'000'000) {
-        throw HttpError{400, "item_id must be >= 0 and quantity from 1 to 10^12"};
-      }
-      restock.items.emplace_back(id, quantity);
-    }
-    auto future = restocks_.Push(std::move(restock));
-    if (future.wait_for(kRestockTimeout) != std::future_status::ready) {
-      return HttpResponse::Error(503, "the restock was not recorded within 10 s: Kafka is unavailable; retry later");
-    }
-    json items = json::array();
-    for (const auto& level : future.get()) items.push_back(StockToJson(level));
-    return HttpResponse::Json({{"items", items}});
-  }
-
   core::StockLevel Stock(core::ItemId id) const {
     auto level = runtime::DecodeStored<core::StockLevel>(Get("stock/" + std::to_string(id)));
-    return level ? *level : core::StockLevel{id, default_stock_, 0};
+    return level ? *level : core::StockLevel{id, service_.default_stock(), 0};
   }
   std::optional<core::Reservation> Reservation(core::OrderId id) const {
     return runtime::DecodeStored<core::Reservation>(Get("reservation/" + std::to_string(id)));
   }
   void PutStock(core::TxContext& tx, const core::StockLevel& level) {
     core::Message m{NewMessageId("stock", 0), 0, "", core::NowMs(), 1, level};
-    EmitChangelog(tx, stock_, std::to_string(level.item_id), m);
+    EmitChangelog(tx, service_.stock(), std::to_string(level.item_id), m);
   }
   void PutReservation(core::TxContext& tx, const core::Reservation& r) {
     core::Message m{NewMessageId("reservation", r.order_id), r.order_id, "", core::NowMs(), 1, r};
-    EmitChangelog(tx, reservations_, core::SagaKey(r.order_id), m);
+    EmitChangelog(tx, service_.reservations(), core::SagaKey(r.order_id), m);
   }
 
-  const int64_t default_stock_;
-  const runtime::Changelog stock_;
-  const runtime::Changelog reservations_;
-  runtime::LocalQueue<Restock, std::vector<core::StockLevel>> restocks_;
-  std::vector<std::pair<runtime::LocalQueue<Restock, std::vector<core::StockLevel>>::Item,
-                        std::vector<core::StockLevel>>>
-      in_flight_;
+  WarehouseService& service_;
+  std::vector<std::pair<RestockQueue::Item, std::vector<core::StockLevel>>> in_flight_;
 };
+
+WarehouseTask::WarehouseTask(WarehouseService& service, int32_t task)
+    : ParticipantTask(service, task), service_(service) {}
+
+std::unique_ptr<runtime::ServiceTask> WarehouseService::CreateTask(int32_t task) {
+  return std::make_unique<WarehouseTask>(*this, task);
+}
 
 }  // namespace
 

@@ -13,6 +13,10 @@
 /// simulate a slow participant without blocking others: input offsets are
 /// committed only up to the oldest record not yet completed.
 ///
+/// A Processor is one task's loop: it reads from a RecordSource (a share of a
+/// group consumer's partitions, see engine/task_engine.hpp) and writes with a
+/// transactional producer of its own.
+///
 /// Thread safety: Run() owns the loop thread; Stop() may be called from any thread.
 
 #include <atomic>
@@ -64,32 +68,50 @@ class ProcessorHandler {
   virtual std::chrono::milliseconds IdleInterval() const { return std::chrono::milliseconds(50); }
 };
 
+/// Where a Processor gets its input: a share of a group consumer's partitions.
+/// Poll and Rewind are called on the processor's thread.
+class RecordSource {
+ public:
+  virtual ~RecordSource() = default;
+  /// Up to `max_records` records, waiting at most `timeout` for the first.
+  virtual std::vector<kafka::Record> Poll(size_t max_records, std::chrono::milliseconds timeout) = 0;
+  /// Back to the committed offsets: the records after them come again.
+  virtual Status Rewind() = 0;
+  /// The group consumer whose metadata fences the transaction's offsets.
+  virtual kafka::GroupConsumer& consumer() = 0;
+};
+
 struct ProcessorOptions {
   kafka::KafkaConfig kafka;
-  std::string group_id;
   std::string transactional_id;
-  std::vector<std::string> input_topics;
-  size_t max_batch = 500;
+  size_t max_batch = 2000;
   /// Stop consuming new input while this many records are deferred.
   size_t max_deferred = 20'000;
-  /// Name for logs and metrics ("warehouse").
+  /// A transaction starts at most this long after the previous one started:
+  /// input arriving meanwhile joins the batch. 0 commits as soon as a batch
+  /// is handled. Transactions, not records, are what the broker pays for, so
+  /// under load a longer interval buys throughput with latency.
+  std::chrono::milliseconds commit_interval{0};
+  /// Name for logs and metrics ("warehouse", "warehouse task 2").
   std::string service;
 };
 
 /// See the file comment.
 class Processor {
  public:
-  Processor(ProcessorOptions options, ProcessorHandler& handler, Metrics& metrics);
+  Processor(ProcessorOptions options, ProcessorHandler& handler, Metrics& metrics, RecordSource& source);
   ~Processor();
 
-  /// Connects (producer first, fencing any zombie of this instance) without
-  /// consuming. Call before catching up on changelogs, so that a previous
-  /// instance's open transaction is aborted and its records are skipped.
+  /// Opens the transactional producer, fencing any earlier producer with the
+  /// same transactional id and aborting its open transaction. Call before
+  /// restoring state from changelogs, so that only committed records are read.
   Status Connect(std::chrono::milliseconds timeout);
-  /// Runs the loop until Stop(); returns an error only when the service cannot
-  /// go on (fenced by another instance, unusable configuration).
+  /// Runs the loop until Stop(); returns an error only when it cannot go on
+  /// (fenced by another producer, unusable configuration). Ends with the last
+  /// transaction committed or aborted.
   Status Run();
   void Stop() { stop_.store(true); }
+  bool stopping() const { return stop_.load(); }
   bool running() const { return running_.load(); }
 
  private:
@@ -101,8 +123,8 @@ class Processor {
   ProcessorOptions options_;
   ProcessorHandler& handler_;
   Metrics& metrics_;
+  RecordSource& source_;
   std::unique_ptr<kafka::TransactionalProducer> producer_;
-  std::unique_ptr<kafka::GroupConsumer> consumer_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> running_{false};
   // Per input partition: the next offset after the last record handed to the
@@ -112,7 +134,7 @@ class Processor {
   // Per input partition: the offset last sent with a transaction.
   std::map<kafka::TopicPartition, int64_t> sent_;
   size_t deferred_count_ = 0;
-  std::vector<kafka::TopicPartition> revoked_;
+  std::chrono::steady_clock::time_point last_commit_{};
 };
 
 }  // namespace sagaflow::core

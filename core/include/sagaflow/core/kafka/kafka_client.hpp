@@ -21,6 +21,7 @@
 #include <span>
 #include <string_view>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sagaflow/core/result.hpp"
@@ -91,15 +92,24 @@ class TransactionalProducer {
   virtual bool InTransaction() const = 0;
 };
 
+/// What a consumer tells its owner about a rebalance. Both are called on the
+/// thread that calls Poll, from inside Poll.
+struct RebalanceListener {
+  /// After the partitions were assigned (starting at the group's committed
+  /// offsets); the owner may Pause them until it is ready for their records.
+  std::function<void(const std::vector<TopicPartition>&)> on_assigned;
+  /// Before the partitions are taken away: the owner finishes (commits) or
+  /// drops its work on them before returning. `lost`: the group already gave
+  /// them to another member, so nothing may be committed for them any more.
+  std::function<void(const std::vector<TopicPartition>&, bool lost)> on_revoked;
+};
+
 /// See the file comment.
 class GroupConsumer {
  public:
-  /// Called with the partitions taken away from this instance.
-  using RevokeCallback = std::function<void(const std::vector<TopicPartition>&)>;
-
   static core::Result<std::unique_ptr<GroupConsumer>> Open(const KafkaConfig& config, const std::string& group_id,
                                                            const std::vector<std::string>& topics,
-                                                           RevokeCallback on_revoke = {});
+                                                           RebalanceListener listener = {});
   virtual ~GroupConsumer() = default;
 
   /// Up to `max_records` records, waiting at most `timeout` for the first.
@@ -108,12 +118,23 @@ class GroupConsumer {
   /// Moves every assigned partition back to its committed offset (after an
   /// aborted transaction, so the same input is processed again).
   virtual core::Status RewindToCommitted() = 0;
+  /// Moves the given (assigned) partitions back to their committed offsets;
+  /// records fetched before are dropped. On the Poll thread.
+  virtual core::Status RewindToCommitted(const std::vector<TopicPartition>& partitions) = 0;
+  /// Stops / restarts fetching the given assigned partitions. On the Poll thread.
+  virtual void Pause(const std::vector<TopicPartition>& partitions) = 0;
+  virtual void Resume(const std::vector<TopicPartition>& partitions) = 0;
   /// Leaves the group cleanly.
   virtual void Close() = 0;
 
   /// Internal: the librdkafka handle (rd_kafka_t*), for the producer.
   virtual void* NativeHandle() = 0;
 };
+
+/// The partition Kafka's default partitioner (murmur2, as librdkafka's
+/// "murmur2_random" and the Java client) gives a non-empty `key` among
+/// `partitions`. Services use it to know which partition owns a saga.
+int32_t PartitionOf(std::string_view key, int32_t partitions);
 
 /// The current end (high watermark) of every partition of `topic`.
 core::Result<OffsetMap> EndOffsets(const KafkaConfig& config, const std::string& topic);
@@ -126,9 +147,11 @@ core::Result<OffsetMap> OffsetsForTime(const KafkaConfig& config, const std::str
 /// start at the beginning) up to the end of each partition as of the call,
 /// calling `fn` for each. Returns the next offset of every partition.
 /// `progress` is called now and then with the number of records read.
+/// `only_partitions`, when not empty, limits the read (and the result) to those partitions.
 core::Result<OffsetMap> ReadToEnd(const KafkaConfig& config, const std::string& topic, const OffsetMap& start,
                                   const std::function<void(const Record&)>& fn,
-                                  const std::function<void(int64_t)>& progress = {});
+                                  const std::function<void(int64_t)>& progress = {},
+                                  const std::vector<int32_t>& only_partitions = {});
 
 /// A record handed out by ReadBulk: views into the client's buffers, valid
 /// only during the call that receives it.

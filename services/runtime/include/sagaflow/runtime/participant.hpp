@@ -26,13 +26,42 @@ struct ParticipantOptions {
   int delay_max_ms = 0;
 };
 
-/// See the file comment.
+/// See the file comment: the settings and routes, shared by the tasks.
 class Participant : public Service {
  public:
   Participant(std::string name, core::Service role, ServiceOptions options, ParticipantOptions participant);
 
   int mistakes() const { return mistakes_.load(); }
   void set_mistakes(int percent) { mistakes_.store(percent); }
+  core::Service role() const { return role_; }
+  /// A simulated processing delay drawn from the current [min, max] (0: none).
+  int64_t DrawDelayMs(std::mt19937_64& rng) const;
+  /// The steps this participant executes.
+  virtual bool Handles(core::Step step) const = 0;
+  /// Whether failure injection applies to `step` (not to compensations).
+  virtual bool MayFail(core::Step step) const = 0;
+  /// Why `command` makes no sense for this participant ("" when it does):
+  /// checked before it touches state; a command that fails goes to the
+  /// dead-letter topic with the reason.
+  virtual std::string InvalidCommand(const core::StepCommand& command) const { return {}; }
+
+ protected:
+  /// Subclass routes besides /set.
+  virtual void AddParticipantRoutes(HttpServer& http) = 0;
+  void AddRoutes(HttpServer& http) final;
+
+ private:
+  core::Service role_;
+  std::atomic<int> mistakes_;
+  std::atomic<int> delay_min_ms_;
+  std::atomic<int> delay_max_ms_;
+};
+
+/// One task of a participant: answers the commands of its partition.
+/// Subclasses say how to find a recorded reply and how to execute a command.
+class ParticipantTask : public ServiceTask {
+ public:
+  ParticipantTask(Participant& participant, int32_t task);
 
  protected:
   /// The reply already given to this (order, step), if any (read with Get()).
@@ -41,19 +70,19 @@ class Participant : public Service {
   /// the reply. `fail_on_purpose` is the failure-injection verdict (always
   /// false for compensations).
   virtual core::StepReply Execute(core::TxContext& tx, const core::StepCommand& command, bool fail_on_purpose) = 0;
-  /// The steps this participant executes.
-  virtual bool Handles(core::Step step) const = 0;
-  /// Whether failure injection applies to `step` (not to compensations).
-  virtual bool MayFail(core::Step step) const = 0;
-  /// Subclass routes besides /set.
-  virtual void AddParticipantRoutes(HttpServer& http) = 0;
 
-  // Service
-  void AddRoutes(HttpServer& http) final;
+  /// From Execute: applying the command would break an invariant of the
+  /// state. Nothing staged may have changed; the command is dead-lettered
+  /// (quarantined) instead of answered, with a metric and an error log line.
+  void Quarantine(std::string reason) { quarantine_ = std::move(reason); }
+
+  // ProcessorHandler / ServiceTask
   void OnRecords(std::span<const kafka::Record> records, core::TxContext& tx) override;
   void OnIdle(core::TxContext& tx) override;
   void OnAbortedHook() override;
   std::chrono::milliseconds IdleInterval() const override;
+
+  Participant& participant() { return participant_; }
 
  private:
   struct Pending {
@@ -63,12 +92,12 @@ class Participant : public Service {
     std::string dead_letter_reason;
   };
   void Process(core::TxContext& tx, const kafka::Record& record, const core::Message& message);
-  int64_t DrawDelayMs();
+  /// Why a command record is not to be executed ("" when it is fine).
+  std::string Invalid(const kafka::Record& record, const core::Message& message,
+                      const core::StepCommand& command) const;
 
-  core::Service role_;
-  std::atomic<int> mistakes_;
-  std::atomic<int> delay_min_ms_;
-  std::atomic<int> delay_max_ms_;
+  Participant& participant_;
+  std::string quarantine_;
   std::mt19937_64 rng_{std::random_device{}()};
   std::multimap<int64_t, Pending> waiting_;  // by the time it is due, ms since epoch
 };

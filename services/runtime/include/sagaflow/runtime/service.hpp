@@ -2,23 +2,29 @@
 /// What every sagaflow service is made of, wired together:
 ///   - a ProjectionStore (RocksDB) holding the service's state, a fold of its
 ///     changelog topics, with the applied changelog offsets;
-///   - a core::Processor consuming the service's input topics and producing
-///     outputs + changelog records + input offsets in one Kafka transaction;
+///   - a core::TaskEngine consuming the service's input topics, split into
+///     partition-owned tasks (core/engine/task_engine.hpp); each task is a
+///     ServiceTask with its own transactional producer, its share of the state
+///     and its own consume-transform-produce loop;
 ///   - an HttpServer with GET / (health), GET /metrics and the service's routes.
 ///
-/// Start(): open the store, connect the transactional producer (fencing a
-/// previous instance), catch up on the changelogs from the stored offsets (from
-/// offset 0 on an empty disk), then serve HTTP and run the processor thread.
+/// Start(): open the store, create missing topics, check that the input and
+/// changelog topics are co-partitioned, serve HTTP and run the engine. When
+/// the group assigns a partition, its task fences the partition's previous
+/// owner, restores its state from its changelog partitions (from the stored
+/// offsets; from offset 0 on an empty disk), and only then processes input.
 ///
-/// State changes go through EmitChangelog: the record is produced in the
-/// current transaction and its effect is staged in a WriteSet; after the
+/// State changes go through ServiceTask::EmitChangelog: the record is produced
+/// in the task's current transaction and its effect is staged; after the
 /// commit the staged writes and the changelog offsets are written to RocksDB in
-/// one batch (OnCommitted), after an abort they are dropped. Reads on the loop
-/// thread see staged writes (Get); HTTP threads read committed state (store()).
+/// one batch, after an abort they are dropped. Reads on a task thread see its
+/// staged writes (Get); HTTP threads read committed state (store()).
 ///
-/// Subclasses implement OnRecords/OnIdle (the service logic) and Routes.
-/// Thread safety: logic runs on the processor thread; HTTP handlers on the
-/// server's pool must only read store() or hand work to the loop (LocalQueue).
+/// Subclasses implement the topics, the routes and CreateTask; the logic lives
+/// in their ServiceTask subclasses.
+/// Thread safety: each task's logic runs on its own thread and touches only
+/// its own partitions' keys; HTTP handlers on the server's pool only read
+/// store() or hand work to a task (LocalQueue).
 
 #include <atomic>
 #include <condition_variable>
@@ -36,6 +42,7 @@
 
 #include "sagaflow/core/codec.hpp"
 #include "sagaflow/core/metrics.hpp"
+#include "sagaflow/core/engine/task_engine.hpp"
 #include "sagaflow/core/processor.hpp"
 #include "sagaflow/core/topics.hpp"
 #include "sagaflow/eventstore/projection_store.hpp"
@@ -56,6 +63,8 @@ struct ServiceOptions {
   int32_t partitions = 3;
   /// fsync RocksDB's WAL on every commit.
   bool sync_writes = false;
+  /// Least time between the starts of two transactions of one task.
+  int commit_interval_ms = 0;
   std::map<std::string, std::string> kafka_properties;
 };
 
@@ -65,38 +74,103 @@ struct Changelog {
   std::string table;  // e.g. "stock": record key K is stored as "stock/K"
 };
 
+class ServiceTask;
+
 /// See the file comment.
-class Service : public core::ProcessorHandler {
+class Service {
  public:
   Service(std::string name, ServiceOptions options);
-  ~Service() override;
+  virtual ~Service();
 
-  /// Starts everything; returns once HTTP serves and the processor runs.
+  /// Starts everything; returns once HTTP serves and the engine runs (tasks
+  /// restore and start processing as the group assigns their partitions).
   core::Status Start();
-  /// Stops HTTP and the processor, waits for them. Idempotent. Every final
+  /// Stops HTTP and the engine, waits for them. Idempotent. Every final
   /// subclass calls it in its destructor, while its own members still exist.
   void Stop();
-  /// Blocks until the processor ends (Stop, or a fatal error); returns its status.
+  /// Blocks until the engine ends (Stop, or a fatal error); returns its status.
   core::Status Wait();
-  /// Whether the processor has ended (after Stop or a fatal error).
+  /// Whether the engine has ended (after Stop or a fatal error).
   bool Done() const {
     return done_future_.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
   }
+  /// Whether every assigned task restored its state and processes input.
+  bool Ready() const;
 
   const std::string& name() const { return name_; }
   int http_port() const { return http_.port(); }
   const core::TopicNames& topics() const { return topics_; }
   core::Metrics& metrics() { return metrics_; }
+  const ServiceOptions& options() const { return options_; }
+  spdlog::logger& log() const { return *log_; }
+  /// The committed store (any thread).
+  const eventstore::ProjectionStore& store() const { return *store_; }
+  /// Partitions of the input topics (known after Start).
+  int32_t partitions() const { return partitions_; }
+  /// The task that owns `key` (a record key such as an order id): its partition.
+  int32_t TaskOfKey(std::string_view key) const;
+  kafka::KafkaConfig kafka_config() const { return {options_.brokers, options_.kafka_properties}; }
+  /// A new unique message id.
+  std::string NewMessageId(const std::string& kind, core::OrderId saga) const;
 
- protected:
   virtual std::vector<std::string> InputTopics() const = 0;
   virtual std::vector<Changelog> Changelogs() const = 0;
+
+ protected:
   /// Adds the service's own routes (GET / and /metrics exist already).
   virtual void AddRoutes(HttpServer& http) = 0;
+  /// Makes the logic of task `task` (a partition, or TaskEngine::kAllPartitions).
+  virtual std::unique_ptr<ServiceTask> CreateTask(int32_t task) = 0;
+  /// One task for all partitions: for state that is not partitioned like the
+  /// input (the warehouse's stock, keyed by item).
+  virtual bool SingleTask() const { return false; }
+
+ private:
+  friend class ServiceTask;  // writes the store after its commits
+  core::Status CheckCoPartitioned();
+  /// Calls `fn` until it succeeds, fails for good, or the start-up deadline passes.
+  core::Status Retrying(const std::string& what, const std::function<core::Status()>& fn);
+
+  std::string name_;
+  ServiceOptions options_;
+  core::TopicNames topics_;
+  core::Metrics metrics_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::unique_ptr<eventstore::ProjectionStore> store_;
+  int32_t partitions_ = 0;
+  std::unique_ptr<core::TaskEngine> engine_;
+  HttpServer http_;
+  std::thread loop_;
+  std::promise<core::Status> done_;
+  std::shared_future<core::Status> done_future_;
+  std::atomic<bool> started_{false};
+  std::atomic<bool> stopped_{false};
+};
+
+/// One task of a service: the logic for one partition's input and state (or
+/// for all partitions, see Service::SingleTask). Created on assignment, dropped
+/// on revocation; all calls come from the task's thread.
+class ServiceTask : public core::TaskHandler {
+ public:
+  ServiceTask(Service& service, int32_t task);
+
+  /// The partition (or TaskEngine::kAllPartitions).
+  int32_t task() const { return task_; }
+  /// Whether `key` (a record key) belongs to this task.
+  bool Owns(std::string_view key) const {
+    return task_ == core::TaskEngine::kAllPartitions || service_.TaskOfKey(key) == task_;
+  }
+
+  // TaskHandler
+  core::Status Restore() final;
+  void OnCommitted(const std::vector<kafka::Delivered>& delivered) final;
+  void OnAborted() final;
+
+ protected:
   /// Called before the changelogs are replayed (e.g. to skip one on an empty disk).
-  virtual core::Status BeforeCatchUp() { return core::Status::Ok(); }
+  virtual core::Status BeforeRestore() { return core::Status::Ok(); }
   /// Called once after the changelogs were replayed, before consuming.
-  virtual core::Status OnCaughtUp() { return core::Status::Ok(); }
+  virtual core::Status AfterRestore() { return core::Status::Ok(); }
   /// Stages the effect of one changelog record. The default stores the raw
   /// value under "<table>/<key>" (an empty value deletes it): a compacted
   /// topic's fold is its latest value per key.
@@ -106,7 +180,6 @@ class Service : public core::ProcessorHandler {
   /// Called after the staged writes were committed to the store.
   virtual void OnCommittedHook() {}
 
-  // ---- for the logic, on the processor thread ----
   /// Produces `message` to a changelog topic and stages its effect.
   void EmitChangelog(core::TxContext& tx, const Changelog& changelog, const std::string& key,
                      const core::Message& message);
@@ -118,42 +191,23 @@ class Service : public core::ProcessorHandler {
   std::optional<core::Message> DecodeOrDeadLetter(core::TxContext& tx, const kafka::Record& record);
   /// The value of `key` including staged writes.
   std::optional<std::string> Get(const std::string& key) const;
-  /// Staged writes of this iteration.
-  eventstore::WriteSet& staged() { return staged_; }
-
-  /// The committed store (any thread).
-  const eventstore::ProjectionStore& store() const { return *store_; }
-  const ServiceOptions& options() const { return options_; }
-  spdlog::logger& log() const { return *log_; }
   /// Records changelog offsets as applied without applying anything.
   core::Status MarkApplied(const eventstore::OffsetMap& offsets);
-  kafka::KafkaConfig kafka_config() const { return {options_.brokers, options_.kafka_properties}; }
-  /// A new unique message id.
-  std::string NewMessageId(const std::string& kind, core::OrderId saga) const;
+  /// The partitions this task reads and writes ({} for all).
+  std::vector<int32_t> OwnPartitions() const;
 
-  // ProcessorHandler
-  void OnCommitted(const std::vector<kafka::Delivered>& delivered) override;
-  void OnAborted() override;
+  const eventstore::ProjectionStore& store() const { return service_.store(); }
+  const core::TopicNames& topics() const { return service_.topics(); }
+  core::Metrics& metrics() { return service_.metrics(); }
+  spdlog::logger& log() const { return service_.log(); }
+  std::string NewMessageId(const std::string& kind, core::OrderId saga) const {
+    return service_.NewMessageId(kind, saga);
+  }
 
  private:
-  core::Status CatchUp();
-  /// Calls `fn` until it succeeds, fails for good, or the start-up deadline passes.
-  core::Status Retrying(const std::string& what, const std::function<core::Status()>& fn);
-
-  std::string name_;
-  ServiceOptions options_;
-  core::TopicNames topics_;
-  core::Metrics metrics_;
-  std::shared_ptr<spdlog::logger> log_;
-  std::unique_ptr<eventstore::ProjectionStore> store_;
+  Service& service_;
+  const int32_t task_;
   eventstore::WriteSet staged_;
-  std::unique_ptr<core::Processor> processor_;
-  HttpServer http_;
-  std::thread loop_;
-  std::promise<core::Status> done_;
-  std::shared_future<core::Status> done_future_;
-  std::atomic<bool> started_{false};
-  std::atomic<bool> stopped_{false};
 };
 
 /// Decodes a record read from a service's own store (written by this code, so

@@ -1,0 +1,312 @@
+#include "sagaflow/core/engine/task_engine.hpp"
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "sagaflow/core/log.hpp"
+
+namespace sagaflow::core {
+namespace {
+using Clock = std::chrono::steady_clock;
+constexpr auto kInitTimeout = std::chrono::seconds(60);
+constexpr auto kPollInterval = std::chrono::milliseconds(20);
+
+std::shared_ptr<spdlog::logger> Log() {
+  static auto logger = Logger("engine");
+  return logger;
+}
+
+std::string TaskName(int32_t task) { return task == TaskEngine::kAllPartitions ? "all" : "p" + std::to_string(task); }
+
+// One task: its partitions, its handler and processor, its thread, and the
+// queue of records the consumer thread hands it (the task's RecordSource).
+class Task final : public RecordSource {
+ public:
+  Task(int32_t id, kafka::GroupConsumer& consumer) : id_(id), consumer_(consumer) {}
+
+  // ---- RecordSource, on the task thread ----
+  std::vector<kafka::Record> Poll(size_t max_records, std::chrono::milliseconds timeout) override {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, timeout, [&] { return !queue_.empty() || closed_; });
+    std::vector<kafka::Record> out;
+    const size_t n = std::min(max_records, queue_.size());
+    out.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      out.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    return out;
+  }
+
+  // Asks the consumer thread to seek the task's partitions back to their
+  // committed offsets, and waits until it did (or the task is closed).
+  Status Rewind() override {
+    std::unique_lock lock(mu_);
+    rewind_requested_ = true;
+    rewind_done_ = false;
+    queue_.clear();
+    cv_.wait(lock, [&] { return rewind_done_ || closed_; });
+    if (!rewind_done_) return Error{Errc::kUnavailable, "task " + TaskName(id_) + " is stopping", true};
+    return rewind_status_;
+  }
+
+  kafka::GroupConsumer& consumer() override { return consumer_; }
+
+  // ---- on the consumer thread ----
+  void Push(kafka::Record record) {
+    std::lock_guard lock(mu_);
+    // Records fetched before a requested rewind come again after it.
+    if (rewind_requested_ || closed_) return;
+    queue_.push_back(std::move(record));
+    cv_.notify_all();
+  }
+  size_t queued() {
+    std::lock_guard lock(mu_);
+    return queue_.size();
+  }
+  bool TakeRewindRequest() {
+    std::lock_guard lock(mu_);
+    if (!rewind_requested_) return false;
+    rewind_requested_ = false;
+    return true;
+  }
+  void RewindDone(Status status) {
+    std::lock_guard lock(mu_);
+    queue_.clear();
+    rewind_status_ = std::move(status);
+    rewind_done_ = true;
+    cv_.notify_all();
+  }
+  void Close() {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+    queue_.clear();
+    cv_.notify_all();
+  }
+
+  const int32_t id_;
+  std::vector<kafka::TopicPartition> partitions;
+  std::unique_ptr<TaskHandler> handler;
+  std::unique_ptr<Processor> processor;
+  std::thread thread;
+  std::atomic<bool> ready{false};
+  std::atomic<bool> done{false};
+  Status result;
+  // Consumer-thread state: whether its partitions were resumed, and paused for flow control.
+  bool resumed = false;
+  bool throttled = false;
+
+ private:
+  kafka::GroupConsumer& consumer_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<kafka::Record> queue_;
+  bool closed_ = false;
+  bool rewind_requested_ = false;
+  bool rewind_done_ = false;
+  Status rewind_status_;
+};
+
+}  // namespace
+
+struct TaskEngine::Impl {
+  Impl(TaskEngineOptions o, Factory f, Metrics& m) : options(std::move(o)), factory(std::move(f)), metrics(m) {}
+
+  int32_t TaskOf(int32_t partition) const { return options.single_task ? kAllPartitions : partition; }
+
+  // Rebalance: called inside consumer->Poll on the consumer thread.
+  void OnAssigned(const std::vector<kafka::TopicPartition>& partitions) {
+    // Nothing is fetched for a partition until its task has restored its state.
+    consumer->Pause(partitions);
+    std::map<int32_t, std::vector<kafka::TopicPartition>> by_task;
+    for (const auto& tp : partitions) by_task[TaskOf(tp.partition)].push_back(tp);
+    for (auto& [id, parts] : by_task) {
+      auto& task = tasks[id];
+      if (task) {
+        // Single task: more partitions for the running task would need a
+        // restore first; eager rebalancing revoked everything before, so this
+        // is a new task anyway. Stop the old one to be safe.
+        StopTask(*task);
+        task.reset();
+      }
+      task = std::make_unique<Task>(id, *consumer);
+      task->partitions = parts;
+      StartTask(*task);
+    }
+    metrics.Set("tasks_assigned", static_cast<double>(tasks.size()));
+  }
+
+  void OnRevoked(const std::vector<kafka::TopicPartition>& partitions, bool lost) {
+    std::set<int32_t> ids;
+    for (const auto& tp : partitions) ids.insert(TaskOf(tp.partition));
+    for (auto id : ids) {
+      auto it = tasks.find(id);
+      if (it == tasks.end()) continue;
+      Log()->info("{}: task {} {}: stopping it", options.service, TaskName(id),
+                  lost ? "lost its partitions" : "revoked");
+      StopTask(*it->second);
+      tasks.erase(it);
+    }
+    metrics.Set("tasks_assigned", static_cast<double>(tasks.size()));
+  }
+
+  void StartTask(Task& task) {
+    ProcessorOptions po;
+    po.kafka = options.kafka;
+    po.transactional_id = options.transactional_id_prefix + "-" + TaskName(task.id_);
+    po.max_batch = options.max_batch;
+    po.commit_interval = options.commit_interval;
+    po.service = options.service + " task " + TaskName(task.id_);
+    task.handler = factory(task.id_);
+    task.processor = std::make_unique<Processor>(po, *task.handler, metrics, task);
+    task.thread = std::thread([this, &task] { RunTask(task); });
+  }
+
+  void RunTask(Task& task) {
+    const auto started = Clock::now();
+    auto s = Prepare(task);
+    if (s.ok() && !task.processor->stopping()) {
+      Log()->info("{}: task {} restored in {} ms; processing", options.service, TaskName(task.id_),
+                  std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count());
+      metrics.Observe("task_restore_seconds", std::chrono::duration<double>(Clock::now() - started).count());
+      task.ready.store(true);
+      s = task.processor->Run();
+    }
+    task.result = s;
+    task.done.store(true);
+  }
+
+  // Producer first (fences the previous owner), then the state.
+  Status Prepare(Task& task) {
+    auto backoff = std::chrono::milliseconds(200);
+    while (!task.processor->stopping()) {
+      auto s = task.processor->Connect(kInitTimeout);
+      if (s.ok()) s = task.handler->Restore();
+      if (s.ok() || !s.error().retryable) return s;
+      Log()->warn("{}: task {}: {}; retrying in {} ms", options.service, TaskName(task.id_), s.error().message,
+                  backoff.count());
+      const auto until = Clock::now() + backoff;
+      while (!task.processor->stopping() && Clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+    }
+    return Status::Ok();
+  }
+
+  void StopTask(Task& task) {
+    task.processor->Stop();
+    task.Close();
+    if (task.thread.joinable()) task.thread.join();
+  }
+
+  // Between polls: start fetching for ready tasks, perform requested rewinds,
+  // pause tasks that fall behind, notice tasks that ended.
+  Status ServeTasks() {
+    for (auto& [id, task] : tasks) {
+      if (task->done.load()) {
+        if (!task->result.ok()) return task->result;
+        continue;
+      }
+      if (!task->ready.load()) continue;
+      if (task->TakeRewindRequest()) {
+        auto s = consumer->RewindToCommitted(task->partitions);
+        task->RewindDone(s);
+      }
+      const size_t queued = task->queued();
+      if (!task->resumed) {
+        consumer->Resume(task->partitions);
+        task->resumed = true;
+      } else if (!task->throttled && queued >= options.max_queued) {
+        consumer->Pause(task->partitions);
+        task->throttled = true;
+      } else if (task->throttled && queued < options.max_queued / 2) {
+        consumer->Resume(task->partitions);
+        task->throttled = false;
+      }
+    }
+    return Status::Ok();
+  }
+
+  void StopAll() {
+    for (auto& [id, task] : tasks) {
+      task->processor->Stop();
+      task->Close();
+    }
+    for (auto& [id, task] : tasks) {
+      if (task->thread.joinable()) task->thread.join();
+    }
+    tasks.clear();
+  }
+
+  TaskEngineOptions options;
+  Factory factory;
+  Metrics& metrics;
+  std::unique_ptr<kafka::GroupConsumer> consumer;
+  std::map<int32_t, std::unique_ptr<Task>> tasks;  // consumer thread only
+  std::atomic<bool> stop{false};
+  std::atomic<bool> running{false};
+  std::atomic<size_t> assigned{0};
+  std::atomic<size_t> active{0};
+};
+
+TaskEngine::TaskEngine(TaskEngineOptions options, Factory factory, Metrics& metrics)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(factory), metrics)) {
+  metrics.Describe("tasks_assigned", "Tasks (partition groups) assigned to this instance");
+  metrics.Describe("task_restore_seconds", "Time from a task's assignment to processing its input");
+}
+
+TaskEngine::~TaskEngine() { Stop(); }
+
+void TaskEngine::Stop() { impl_->stop.store(true); }
+bool TaskEngine::running() const { return impl_->running.load(); }
+size_t TaskEngine::assigned_tasks() const { return impl_->assigned.load(); }
+size_t TaskEngine::active_tasks() const { return impl_->active.load(); }
+
+Status TaskEngine::Run() {
+  auto& d = *impl_;
+  kafka::RebalanceListener listener;
+  listener.on_assigned = [&d](const std::vector<kafka::TopicPartition>& p) { d.OnAssigned(p); };
+  listener.on_revoked = [&d](const std::vector<kafka::TopicPartition>& p, bool lost) { d.OnRevoked(p, lost); };
+  auto consumer = kafka::GroupConsumer::Open(d.options.kafka, d.options.group_id, d.options.input_topics, listener);
+  if (!consumer.ok()) return consumer.error();
+  d.consumer = std::move(consumer.value());
+  Log()->info("{}: consuming {} topic(s) as group {}, {}", d.options.service, d.options.input_topics.size(),
+              d.options.group_id, d.options.single_task ? "one task for all partitions" : "one task per partition");
+  d.running.store(true);
+  Status result;
+  while (!d.stop.load()) {
+    if (auto s = d.ServeTasks(); !s.ok()) {
+      Log()->error("{}: {}", d.options.service, s.error().message);
+      result = s;
+      break;
+    }
+    size_t active = 0;
+    for (const auto& [id, task] : d.tasks) active += task->ready.load() && !task->done.load();
+    d.active.store(active);
+    d.assigned.store(d.tasks.size());
+    auto records = d.consumer->Poll(d.options.max_batch, kPollInterval);
+    for (auto& r : records) {
+      auto it = d.tasks.find(d.TaskOf(r.partition));
+      if (it == d.tasks.end()) {
+        Log()->warn("{}: a record of {}[{}] that no task owns; it is read again by the owner", d.options.service,
+                    r.topic, r.partition);
+        continue;
+      }
+      it->second->Push(std::move(r));
+    }
+  }
+  d.StopAll();
+  d.active.store(0);
+  d.assigned.store(0);
+  // Leaving the group revokes what is left (no task any more) and commits nothing.
+  d.consumer->Close();
+  d.running.store(false);
+  return result;
+}
+
+}  // namespace sagaflow::core
