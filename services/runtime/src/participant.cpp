@@ -89,13 +89,12 @@ void ParticipantTask::OnRecords(std::span<const kafka::Record> records, core::Tx
     std::string bad;
     if (!decoded.ok()) {
       bad = decoded.error().message;
-    } else if (const auto* command = std::get_if<core::StepCommand>(&decoded->payload); command == nullptr) {
-      bad = "expected a StepCommand, got " + std::string(core::PayloadName(decoded->payload));
-    } else if (!participant_.Handles(command->step)) {
-      bad = std::string(core::ToString(participant_.role())) + " does not execute step " +
-            std::string(core::ToString(command->step));
     } else {
-      bad = Invalid(record, decoded.value(), *command);
+      bad = InvalidCommandRecord(participant_, record.key, decoded.value());
+      if (bad.empty() && !Owns(record.key)) {
+        bad = "key '" + record.key + "' does not belong to partition " + std::to_string(record.partition) +
+              " (records must be partitioned by Kafka's murmur2 of the key)";
+      }
     }
     if (!bad.empty()) {
       // A dead letter is not idempotent like a command: write it only in the
@@ -126,21 +125,22 @@ void ParticipantTask::OnRecords(std::span<const kafka::Record> records, core::Tx
   }
 }
 
-std::string ParticipantTask::Invalid(const kafka::Record& record, const core::Message& message,
-                                     const core::StepCommand& command) const {
+std::string InvalidCommandRecord(const Participant& participant, std::string_view key, const core::Message& message) {
+  const auto* command = std::get_if<core::StepCommand>(&message.payload);
+  if (command == nullptr) return "expected a StepCommand, got " + std::string(core::PayloadName(message.payload));
+  if (!participant.Handles(command->step)) {
+    return std::string(core::ToString(participant.role())) + " does not execute step " +
+           std::string(core::ToString(command->step));
+  }
   if (message.saga_id <= 0) return "saga id must be positive, got " + std::to_string(message.saga_id);
-  if (command.order.order_id != message.saga_id) {
-    return "a command for order " + std::to_string(command.order.order_id) + " in an envelope for saga " +
+  if (command->order.order_id != message.saga_id) {
+    return "a command for order " + std::to_string(command->order.order_id) + " in an envelope for saga " +
            std::to_string(message.saga_id);
   }
-  if (record.key != core::SagaKey(message.saga_id)) {
-    return "record key '" + record.key + "' is not the saga id " + std::to_string(message.saga_id);
+  if (key != core::SagaKey(message.saga_id)) {
+    return "record key '" + std::string(key) + "' is not the saga id " + std::to_string(message.saga_id);
   }
-  if (!Owns(record.key)) {
-    return "key '" + record.key + "' does not belong to partition " + std::to_string(record.partition) +
-           " (records must be partitioned by Kafka's murmur2 of the key)";
-  }
-  return participant_.InvalidCommand(command);
+  return participant.InvalidCommand(*command);
 }
 
 void ParticipantTask::OnIdle(core::TxContext& tx) {

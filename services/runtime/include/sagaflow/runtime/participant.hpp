@@ -15,6 +15,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <string_view>
 
 #include "sagaflow/runtime/service.hpp"
 
@@ -57,6 +58,15 @@ class Participant : public Service {
   std::atomic<int> delay_max_ms_;
 };
 
+/// Why a decoded record with key `key` is not a command `participant` may
+/// execute, or "" when it is: every check a participant applies before the
+/// record touches state, except partition ownership (the task's, it needs the
+/// assignment). In order: a StepCommand, for a step the participant executes,
+/// a positive saga id equal to the command's order id and to the record key
+/// (core::SagaKey), then Participant::InvalidCommand. Pure; never throws on
+/// any message Decode returns. A non-empty answer is the dead letter's reason.
+std::string InvalidCommandRecord(const Participant& participant, std::string_view key, const core::Message& message);
+
 /// One task of a participant: answers the commands of its partition.
 /// Subclasses say how to find a recorded reply and how to execute a command.
 class ParticipantTask : public ServiceTask {
@@ -92,9 +102,6 @@ class ParticipantTask : public ServiceTask {
     std::string dead_letter_reason;
   };
   void Process(core::TxContext& tx, const kafka::Record& record, const core::Message& message);
-  /// Why a command record is not to be executed ("" when it is fine).
-  std::string Invalid(const kafka::Record& record, const core::Message& message,
-                      const core::StepCommand& command) const;
 
   Participant& participant_;
   std::string quarantine_;
