@@ -2,7 +2,10 @@
 
 #include <flatbuffers/flatbuffers.h>
 
+#include <cstdint>
+#include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "sagaflow/schemas/sagaflow_generated.h"
 
@@ -405,6 +408,15 @@ Result<Message> Decode(std::string_view bytes) {
     return Error{Errc::kCorrupt, "record of " + std::to_string(bytes.size()) + " bytes is too short to be an envelope"};
   }
   const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
+  // FlatBuffers reads scalars in place, so a buffer must start at an address
+  // aligned for the largest of them (8 bytes); a view into a Kafka fetch
+  // buffer or a file need not be. Such a record is read from an aligned copy.
+  std::vector<uint64_t> aligned;
+  if (reinterpret_cast<uintptr_t>(data) % alignof(uint64_t) != 0) {
+    aligned.resize((bytes.size() + sizeof(uint64_t) - 1) / sizeof(uint64_t));
+    std::memcpy(aligned.data(), bytes.data(), bytes.size());
+    data = reinterpret_cast<const uint8_t*>(aligned.data());
+  }
   if (!w::EnvelopeBufferHasIdentifier(data)) {
     return Error{Errc::kCorrupt, "record is not a sagaflow envelope (file identifier is not SGF1)"};
   }
