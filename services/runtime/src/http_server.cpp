@@ -40,7 +40,8 @@ std::string HttpRequest::Query(const std::string& name, const std::string& fallb
 }
 
 HttpResponse HttpResponse::Json(const nlohmann::json& body, int status) {
-  return HttpResponse{status, body.dump(), "application/json"};
+  return HttpResponse{status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                      "application/json"};
 }
 
 HttpResponse HttpResponse::Error(int status, const std::string& message) {
@@ -56,7 +57,8 @@ nlohmann::json ParseJsonBody(const HttpRequest& request) {
   nlohmann::json body;
   try {
     body = nlohmann::json::parse(request.body);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
+    // parse_error, and out_of_range for a number too large for a double (1e400).
     throw HttpError{400, std::string("malformed JSON: ") + e.what()};
   }
   if (!body.is_object()) throw HttpError{400, "expected a JSON object, got " + std::string(body.type_name())};
