@@ -10,8 +10,13 @@ SHELL := /bin/bash
 
 BUILD_DIR := build
 BUILD_TYPE := RelWithDebInfo
+# The sanitizer build of the unit tests (gcc, ASan + UBSan) and the fuzz build (clang, libFuzzer).
+ASAN_BUILD_DIR := build-asan
+FUZZ_BUILD_DIR := build-fuzz
+# Seconds each fuzz target runs (4 targets: a minute in all).
+FUZZ_SECONDS ?= 15
 
-.PHONY: help deps configure build kafka-fetch test test-unit up up-detached down check clean
+.PHONY: help deps configure build kafka-fetch test test-unit test-asan fuzz up up-detached down check clean
 
 help: ## list the targets
 	@echo "Usage: make TARGET"
@@ -43,6 +48,18 @@ test: build kafka-fetch ## run unit, integration and crash tests (the tests star
 test-unit: build ## run the unit tests only (no broker)
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -L unit
 
+test-asan: deps ## unit tests built with ASan + UBSan (gcc) in build-asan/
+	@if [[ ! -f $(ASAN_BUILD_DIR)/CMakeCache.txt ]]; then \
+	  echo "CC=gcc CXX=g++ cmake -S . -B $(ASAN_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSAGAFLOW_SANITIZE=ON -DSAGAFLOW_BUILD_BENCH=OFF"; \
+	  CC=gcc CXX=g++ cmake -S . -B $(ASAN_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSAGAFLOW_SANITIZE=ON -DSAGAFLOW_BUILD_BENCH=OFF; \
+	fi
+	cmake --build $(ASAN_BUILD_DIR) --target unit_tests
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir $(ASAN_BUILD_DIR) --output-on-failure -L unit --no-tests=error
+
+fuzz: deps ## build the libFuzzer targets (clang) and run each for FUZZ_SECONDS (default 15)
+	tests/fuzz/run --build-dir $(FUZZ_BUILD_DIR) --seconds $(FUZZ_SECONDS)
+
 up: ## build and start broker + services, follow the logs; Ctrl+C stops all
 	deployment/up
 
@@ -71,5 +88,5 @@ bench-rebuild: build ## orchestrator rebuild time for 100,000 sagas (needs the b
 bench-replay: build ## sagaflow replay over 1,000,000 events read from Kafka (needs the broker; see bench/RESULTS.md)
 	$(BUILD_DIR)/bin/sagaflow_replay_bench --events 1000000 --brokers 127.0.0.1:9092
 
-clean: ## delete the build tree (runtime data: deployment/down --purge)
-	rm -rf $(BUILD_DIR)
+clean: ## delete the build trees (runtime data: deployment/down --purge)
+	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR) $(FUZZ_BUILD_DIR)
