@@ -36,9 +36,14 @@ flatbuffers::Offset<w::Order> WriteOrder(Builder& b, const Order& o) {
   std::vector<w::Item> items;
   items.reserve(o.items.size());
   for (const auto& i : o.items) items.emplace_back(i.item_id, i.quantity, i.price);
-  return w::CreateOrderDirect(b, o.order_id, o.user_id, static_cast<w::PaymentType>(o.payment),
-                              static_cast<w::NotificationType>(o.notification), o.created_at.c_str(),
-                              o.approved_at.c_str(), o.sum, &items);
+  // Sized strings everywhere, never c_str(): a string may hold a NUL (it
+  // comes from outside), and must decode to the same bytes.
+  auto created_at = b.CreateString(o.created_at);
+  auto approved_at = b.CreateString(o.approved_at);
+  auto item_vector = b.CreateVectorOfStructs(items);
+  return w::CreateOrder(b, o.order_id, o.user_id, static_cast<w::PaymentType>(o.payment),
+                        static_cast<w::NotificationType>(o.notification), created_at, approved_at, o.sum,
+                        item_vector);
 }
 
 flatbuffers::Offset<flatbuffers::Vector<const w::Item*>> WriteItems(Builder& b, const std::vector<Item>& in) {
@@ -53,8 +58,8 @@ flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<w::StepRecord>>> Wri
   std::vector<flatbuffers::Offset<w::StepRecord>> out;
   out.reserve(steps.size());
   for (const auto& s : steps) {
-    out.push_back(w::CreateStepRecordDirect(b, static_cast<w::Step>(s.step), s.attempt, s.ok, s.at_ms,
-                                            s.detail.c_str()));
+    auto detail = b.CreateString(s.detail);
+    out.push_back(w::CreateStepRecord(b, static_cast<w::Step>(s.step), s.attempt, s.ok, s.at_ms, detail));
   }
   return b.CreateVector(out);
 }
@@ -84,7 +89,8 @@ struct PayloadWriter {
   }
   flatbuffers::Offset<void> operator()(const StepReply& m) {
     type = w::Payload::StepReply;
-    return w::CreateStepReplyDirect(b, static_cast<w::Step>(m.step), m.attempt, m.ok, m.detail.c_str()).Union();
+    auto detail = b.CreateString(m.detail);
+    return w::CreateStepReply(b, static_cast<w::Step>(m.step), m.attempt, m.ok, detail).Union();
   }
   flatbuffers::Offset<void> operator()(const FinalStatus& m) {
     type = w::Payload::FinalStatus;
@@ -121,7 +127,8 @@ struct PayloadWriter {
           } else {
             static_assert(std::is_same_v<T, SagaEnded>);
             body_type = w::SagaEventBody::SagaEnded;
-            return w::CreateSagaEndedDirect(b, static_cast<w::OrderStatus>(e.status), e.detail.c_str()).Union();
+            auto detail = b.CreateString(e.detail);
+            return w::CreateSagaEnded(b, static_cast<w::OrderStatus>(e.status), detail).Union();
           }
         },
         m.body);
@@ -141,14 +148,16 @@ struct PayloadWriter {
   }
   flatbuffers::Offset<void> operator()(const Payment& m) {
     type = w::Payload::Payment;
-    return w::CreatePaymentDirect(b, m.order_id, m.user_id, m.amount, static_cast<w::PaymentType>(m.payment), m.ok,
-                                  m.detail.c_str(), m.at_ms)
+    auto detail = b.CreateString(m.detail);
+    return w::CreatePayment(b, m.order_id, m.user_id, m.amount, static_cast<w::PaymentType>(m.payment), m.ok, detail,
+                            m.at_ms)
         .Union();
   }
   flatbuffers::Offset<void> operator()(const Notification& m) {
     type = w::Payload::Notification;
-    return w::CreateNotificationDirect(b, m.order_id, m.user_id, static_cast<w::NotificationType>(m.channel), m.ok,
-                                       m.detail.c_str(), m.at_ms)
+    auto detail = b.CreateString(m.detail);
+    return w::CreateNotification(b, m.order_id, m.user_id, static_cast<w::NotificationType>(m.channel), m.ok, detail,
+                                 m.at_ms)
         .Union();
   }
   flatbuffers::Offset<void> operator()(const OrderRecord& m) {
@@ -204,6 +213,11 @@ struct PayloadWriter {
 std::vector<Item> ReadItems(const flatbuffers::Vector<const w::Item*>* items) {
   std::vector<Item> out;
   if (items == nullptr) return out;
+  // The verifier checks a vector's length field, not that its 8-byte structs
+  // are aligned; Encode always aligns a non-empty one, so a misaligned one is corrupt.
+  if (items->size() > 0 && reinterpret_cast<uintptr_t>(items->Data()) % alignof(w::Item) != 0) {
+    throw DecodeError{"order items are misaligned (corrupt envelope)"};
+  }
   out.reserve(items->size());
   for (const auto* i : *items) out.push_back(Item{i->item_id(), i->quantity(), i->price()});
   return out;
@@ -396,9 +410,10 @@ std::string Encode(const Message& message) {
   Builder b(256);
   PayloadWriter writer{b};
   auto payload = std::visit(writer, message.payload);
-  auto env = w::CreateEnvelopeDirect(b, message.message_id.c_str(), message.saga_id, message.causation_id.c_str(),
-                                     message.produced_at_ms, message.schema_version, writer.type, payload,
-                                     message.events_watermark);
+  auto message_id = b.CreateString(message.message_id);
+  auto causation_id = b.CreateString(message.causation_id);
+  auto env = w::CreateEnvelope(b, message_id, message.saga_id, causation_id, message.produced_at_ms,
+                               message.schema_version, writer.type, payload, message.events_watermark);
   w::FinishEnvelopeBuffer(b, env);
   return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
 }

@@ -464,6 +464,32 @@ TEST(Codec, RoundTripsASagaStateWithoutPendingRequest) {
   EXPECT_FALSE(std::get<SagaState>(out->payload).pending.has_value());
 }
 
+// Found by the fuzz target decode: strings were written with c_str(), so one
+// holding a NUL (an HTTP body or a forged record can carry one) came back cut short.
+TEST(Codec, RoundTripsStringsThatHoldANul) {
+  const std::string nul("a\0b", 3);
+  Order order = SampleOrder();
+  order.created_at = nul;
+  order.approved_at = nul;
+  std::vector<Payload> payloads = {
+      OrderPlaced{order},
+      StepReply{Step::kCharge, 1, false, nul},
+      FinalStatus{OrderStatus::kNotOk, nul, {StepRecord{Step::kCharge, 1, false, 5, nul}}},
+      SagaEvent{1, SagaEnded{OrderStatus::kNotOk, nul}},
+      Payment{42, 2, 100, PaymentType::kCard, false, nul, 7},
+      Notification{42, 2, NotificationType::kSms, true, nul, 8},
+  };
+  for (const auto& payload : payloads) {
+    SCOPED_TRACE(std::string(PayloadName(payload)));
+    Message in = Envelope(payload);
+    in.message_id = nul;
+    in.causation_id = nul;
+    auto out = Decode(Encode(in));
+    ASSERT_TRUE(out.ok()) << out.error().message;
+    EXPECT_EQ(*out, in);
+  }
+}
+
 // Found by the fuzz target participant_record (UBSan: misaligned load): a
 // record value need not start at an aligned address (a view into a Kafka
 // fetch buffer, or an offset into a larger buffer).
