@@ -106,6 +106,8 @@ class HttpEventStream {
 /// Send (or StartEvents) wins, later ones return false.
 class HttpResponder {
  public:
+  /// An empty handle: Send returns false.
+  HttpResponder() = default;
   /// Answers the request. False if it was answered already or the client is gone.
   bool Send(HttpResponse response) const;
   /// Whether the request is still unanswered.
