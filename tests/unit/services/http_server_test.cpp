@@ -117,6 +117,7 @@ class HttpServerTest : public ::testing::Test {
     server_->Route("GET", R"(/items/(\d+))", [](const HttpRequest& req) {
       return HttpResponse::Json({{"id", req.captures.at(0)}, {"wait", req.Query("wait")}});
     });
+    server_->Route("POST", "/json", [](const HttpRequest& req) { return HttpResponse::Json(ParseJsonBody(req)); });
     server_->Route("GET", "/throws", [](const HttpRequest&) -> HttpResponse { throw std::runtime_error("boom"); });
     server_->Route("GET", "/number", [](const HttpRequest& req) {
       return HttpResponse::Json({{"n", ParseIntParam(req.Query("n"), 0, 60, "n")}});
@@ -214,6 +215,43 @@ TEST_F(HttpServerTest, UnknownPathIs404AndUnsupportedMethodsAre405WithAllow) {
     EXPECT_EQ(r->Header("Allow"), "POST") << method;
     if (method != "HEAD") EXPECT_EQ(json::parse(r->body)["status"], 405) << method;
   }
+}
+
+TEST_F(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
+  StartServer();
+  RawConnection c(port_);
+  ASSERT_TRUE(c.Send("GET /items/1 HTTP/1.1\r\nHost: x\r\n\r\nGET /items/2 HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_EQ(json::parse(BodyOf(c.ReadResponse()))["id"], "1");
+  EXPECT_EQ(json::parse(BodyOf(c.ReadResponse()))["id"], "2");
+}
+
+TEST_F(HttpServerTest, AnHttp10RequestIsAnsweredAndTheConnectionClosed) {
+  StartServer();
+  RawConnection c(port_);
+  ASSERT_TRUE(c.Send("GET / HTTP/1.0\r\n\r\n"));
+  const auto response = c.ReadResponse();
+  EXPECT_EQ(response.rfind("HTTP/1.0 200", 0), 0u) << response;
+  EXPECT_TRUE(c.ClosedByServer());
+}
+
+TEST_F(HttpServerTest, ExpectContinueGetsA100BeforeTheBody) {
+  StartServer();
+  RawConnection c(port_);
+  ASSERT_TRUE(c.Send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"));
+  EXPECT_EQ(StatusOf(c.ReadResponse()), 100);
+  ASSERT_TRUE(c.Send("hello"));
+  const auto response = c.ReadResponse();
+  ASSERT_EQ(StatusOf(response), 200) << response;
+  EXPECT_EQ(json::parse(BodyOf(response))["bytes"], 5);
+}
+
+TEST_F(HttpServerTest, MalformedPercentEncodingInTheQueryIs400) {
+  StartServer();
+  HttpClient client("127.0.0.1", port_);
+  auto r = client.Get("/items/1?wait=%zz");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(json::parse(r->body)["status"], 400);
 }
 
 TEST_F(HttpServerTest, BadContentLengthIs400WithAJsonError) {
@@ -357,6 +395,17 @@ TEST_F(HttpServerTest, AHandlerThatThrowsGets500AndTheServerGoesOn) {
   auto health = client.Get("/");
   ASSERT_TRUE(health.ok());
   EXPECT_EQ(health->status, 200);
+}
+
+TEST_F(HttpServerTest, InvalidUtf8InAJsonBodyIs400WithAJsonError) {
+  StartServer();
+  HttpClient client("127.0.0.1", port_);
+  auto r = client.Request("POST", "/json", "{\"a\": \"\xff\xfe\"}");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 400) << r->body;
+  const auto body = json::parse(r->body, nullptr, false);
+  ASSERT_TRUE(body.is_object()) << r->body;
+  EXPECT_EQ(body["status"], 400);
 }
 
 TEST_F(HttpServerTest, NumbersInTheQueryAreParsedStrictly) {
