@@ -64,6 +64,21 @@ TEST_F(LongPoll, WaitMustBeAWholeNumberOfSecondsUpToSixty) {
   EXPECT_EQ(system_->Get("order", "/orders?limit=10abc").status, 400);
 }
 
+// Lives here because it is one more order-service edge case on the same booted system shape.
+TEST_F(LongPoll, AReusedIdempotencyKeyWithADifferentBodyIs422) {
+  ASSERT_NO_FATAL_FAILURE(Boot(Named("idem422")));
+  const auto id = system_->PlaceOrder(ReferenceOrder(), "idem-422");
+  ASSERT_NE(id, 0);
+  auto same = system_->Post("order", "/neworder", ReferenceOrder(), {{"Idempotency-Key", "idem-422"}});
+  EXPECT_EQ(same.status, 200) << same.body;
+  EXPECT_EQ(same.json.value("order_id", core::OrderId{0}), id);
+  auto other = ReferenceOrder();
+  other["sum"] = other["sum"].get<int64_t>() + 1;
+  auto changed = system_->Post("order", "/neworder", other, {{"Idempotency-Key", "idem-422"}});
+  EXPECT_EQ(changed.status, 422) << changed.body;
+  EXPECT_EQ(changed.json.value("status", 0), 422) << changed.body;
+}
+
 TEST_F(LongPoll, TheEventStreamAnnouncesEachFinalStatus) {
   ASSERT_NO_FATAL_FAILURE(Boot(Named("events")));
   std::mutex mu;

@@ -29,7 +29,7 @@ struct NewOrder {
 };
 
 struct Accepted {
-  int status = 200;  // 200 accepted (or replayed by idempotency key), 409 conflict
+  int status = 200;  // 200 accepted (or replayed by idempotency key), 409 conflict, 422 key reused
   core::OrderId order_id = 0;
   std::string error;
 };
@@ -331,7 +331,16 @@ class OrderTask final : public runtime::ServiceTask {
   Accepted Accept(core::TxContext& tx, NewOrder& request) {
     if (!request.idempotency_key.empty()) {
       if (auto existing = Get("idem/" + request.idempotency_key)) {
-        return {200, std::stoll(*existing), ""};
+        const core::OrderId id = std::stoll(*existing);
+        // A retry must be the same order; a different body under a used key is a client bug.
+        auto first = runtime::DecodeStored<core::OrderRecord>(Get(OrderKey(id)));
+        core::Order asked = request.order;
+        if (asked.order_id == 0 && first) asked.order_id = first->order.order_id;
+        if (first && !(asked == first->order)) {
+          return {422, id, "Idempotency-Key '" + request.idempotency_key + "' was used for a different order (" +
+                               std::to_string(id) + "); use a new key for a new order"};
+        }
+        return {200, id, ""};
       }
     }
     auto& order = request.order;
