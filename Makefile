@@ -55,7 +55,7 @@ down: ## stop the services and the broker
 check: deps ## end-to-end saga scenarios against the running system
 	deployment/check.sh
 
-.PHONY: bench bench-rebuild
+.PHONY: bench bench-rebuild bench-replay
 BENCH_ARGS ?=
 bench: configure ## build and run the microbenchmarks, then show how to load the running system
 	cmake --build $(BUILD_DIR) --target sagaflow_microbench sagaflow
@@ -67,6 +67,9 @@ bench: configure ## build and run the microbenchmarks, then show how to load the
 
 bench-rebuild: build ## orchestrator rebuild time for 100,000 sagas (needs the broker: make up-detached)
 	$(BUILD_DIR)/bin/sagaflow_rebuild_bench --sagas 100000 --brokers 127.0.0.1:9092
+
+bench-replay: build ## sagaflow replay over 1,000,000 events read from Kafka (needs the broker; see bench/RESULTS.md)
+	$(BUILD_DIR)/bin/sagaflow_replay_bench --events 1000000 --brokers 127.0.0.1:9092
 
 clean: ## delete the build tree (runtime data: deployment/down --purge)
 	rm -rf $(BUILD_DIR)

@@ -11,6 +11,8 @@ WAREHOUSE_URL=${WAREHOUSE_URL:-http://127.0.0.1:8283}
 PAYMENT_URL=${PAYMENT_URL:-http://127.0.0.1:8284}
 NOTIFICATION_URL=${NOTIFICATION_URL:-http://127.0.0.1:8285}
 CHECK_TIMEOUT=${CHECK_TIMEOUT:-60} # seconds for each order to finish
+# The token POST /set needs (deployment/up writes it and passes it to the services).
+ADMIN_TOKEN_FILE=${ADMIN_TOKEN_FILE:-${SAGAFLOW_VAR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/var}/admin-token}
 POLL_INTERVAL=0.2
 
 # Order statuses as the order service reports them.
@@ -49,6 +51,8 @@ Environment (base URLs):
   PAYMENT_URL       default http://127.0.0.1:8284
   NOTIFICATION_URL  default http://127.0.0.1:8285
   CHECK_TIMEOUT     seconds to wait for each order (default 60)
+  ADMIN_TOKEN_FILE  the admin token POST /set needs (default: the one
+                    deployment/up wrote, \$SAGAFLOW_VAR/admin-token)
 USAGE
 }
 
@@ -77,11 +81,21 @@ done
 ((!unreachable)) || exit 2
 
 # ------------------------------------------------------------- mistakes
+if [[ ! -r $ADMIN_TOKEN_FILE ]]; then
+  echo "check.sh: no admin token at $ADMIN_TOKEN_FILE (deployment/up writes it; or set ADMIN_TOKEN_FILE)" >&2
+  exit 2
+fi
+ADMIN_TOKEN=$(head -n 1 "$ADMIN_TOKEN_FILE")
 # set_mistakes NAME URL PERCENT
 set_mistakes() {
-  if ! curl -fsS -o /dev/null --max-time 5 -X POST -H 'Content-Type: application/json' \
-    --data "{\"mistakes\": $3}" "$2/set"; then
+  local answer
+  if ! answer=$(curl -sS --max-time 5 -X POST -H 'Content-Type: application/json' \
+    -H "Authorization: Bearer $ADMIN_TOKEN" --data "{\"mistakes\": $3}" -w '\n%{http_code}' "$2/set"); then
     echo "could not set mistakes=$3 on $1 ($2/set)" >&2
+    return 1
+  fi
+  if [[ ${answer##*$'\n'} != 200 ]]; then
+    echo "could not set mistakes=$3 on $1 ($2/set): ${answer%$'\n'*}" >&2
     return 1
   fi
 }

@@ -56,6 +56,15 @@ flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<w::StepRecord>>> Wri
   return b.CreateVector(out);
 }
 
+// An absent list (every event but a compensation decision) costs nothing on the wire.
+flatbuffers::Offset<flatbuffers::Vector<w::Step>> WriteStepList(Builder& b, const std::vector<Step>& steps) {
+  if (steps.empty()) return 0;
+  std::vector<w::Step> raw;
+  raw.reserve(steps.size());
+  for (Step step : steps) raw.push_back(static_cast<w::Step>(step));
+  return b.CreateVector(raw);
+}
+
 struct PayloadWriter {
   Builder& b;
   w::Payload type = w::Payload::NONE;
@@ -95,11 +104,17 @@ struct PayloadWriter {
             return w::CreateStepRequested(b, static_cast<w::Step>(e.step), e.attempt, e.deadline_ms).Union();
           } else if constexpr (std::is_same_v<T, StepReplied>) {
             body_type = w::SagaEventBody::StepReplied;
-            return w::CreateStepRepliedDirect(b, static_cast<w::Step>(e.step), e.attempt, e.ok, e.detail.c_str())
+            auto detail = b.CreateString(e.detail);
+            auto compensations = WriteStepList(b, e.compensations);
+            return w::CreateStepReplied(b, static_cast<w::Step>(e.step), e.attempt, e.ok, detail,
+                                        static_cast<w::StepOutcome>(e.outcome), compensations)
                 .Union();
           } else if constexpr (std::is_same_v<T, StepTimedOut>) {
             body_type = w::SagaEventBody::StepTimedOut;
-            return w::CreateStepTimedOut(b, static_cast<w::Step>(e.step), e.attempt).Union();
+            auto compensations = WriteStepList(b, e.compensations);
+            return w::CreateStepTimedOut(b, static_cast<w::Step>(e.step), e.attempt,
+                                         static_cast<w::StepOutcome>(e.outcome), compensations)
+                .Union();
           } else {
             static_assert(std::is_same_v<T, SagaEnded>);
             body_type = w::SagaEventBody::SagaEnded;
@@ -206,6 +221,16 @@ Order ReadOrder(const w::Order* o, const char* where) {
 }
 
 Step ReadStep(w::Step step) { return static_cast<Step>(CheckedEnum(step, 4, "step")); }
+StepOutcome ReadOutcome(w::StepOutcome o) { return static_cast<StepOutcome>(CheckedEnum(o, 5, "step outcome")); }
+
+std::vector<Step> ReadStepList(const flatbuffers::Vector<w::Step>* steps) {
+  std::vector<Step> out;
+  if (steps == nullptr) return out;
+  out.reserve(steps->size());
+  for (auto step : *steps) out.push_back(ReadStep(step));
+  return out;
+}
+
 OrderStatus ReadStatus(w::OrderStatus s) { return static_cast<OrderStatus>(CheckedEnum(s, 5, "order status")); }
 
 std::vector<StepRecord> ReadSteps(const flatbuffers::Vector<flatbuffers::Offset<w::StepRecord>>* steps) {
@@ -233,11 +258,13 @@ SagaEventBody ReadSagaEventBody(const w::SagaEvent* e) {
     }
     case w::SagaEventBody::StepReplied: {
       const auto* r = e->body_as_StepReplied();
-      return StepReplied{ReadStep(r->step()), r->attempt(), r->ok(), Str(r->detail())};
+      return StepReplied{ReadStep(r->step()), r->attempt(), r->ok(), Str(r->detail()), ReadOutcome(r->outcome()),
+                         ReadStepList(r->compensations())};
     }
     case w::SagaEventBody::StepTimedOut: {
       const auto* r = e->body_as_StepTimedOut();
-      return StepTimedOut{ReadStep(r->step()), r->attempt()};
+      return StepTimedOut{ReadStep(r->step()), r->attempt(), ReadOutcome(r->outcome()),
+                          ReadStepList(r->compensations())};
     }
     case w::SagaEventBody::SagaEnded: {
       const auto* r = e->body_as_SagaEnded();
@@ -367,7 +394,8 @@ std::string Encode(const Message& message) {
   PayloadWriter writer{b};
   auto payload = std::visit(writer, message.payload);
   auto env = w::CreateEnvelopeDirect(b, message.message_id.c_str(), message.saga_id, message.causation_id.c_str(),
-                                     message.produced_at_ms, message.schema_version, writer.type, payload);
+                                     message.produced_at_ms, message.schema_version, writer.type, payload,
+                                     message.events_watermark);
   w::FinishEnvelopeBuffer(b, env);
   return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
 }
@@ -393,6 +421,7 @@ Result<Message> Decode(std::string_view bytes) {
     out.produced_at_ms = env->produced_at_ms();
     out.schema_version = env->schema_version();
     out.payload = ReadPayload(env);
+    out.events_watermark = env->events_watermark();
     return out;
   } catch (const DecodeError& e) {
     return Error{Errc::kCorrupt, e.message};

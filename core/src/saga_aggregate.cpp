@@ -75,19 +75,60 @@ std::vector<Step> CompensationPlan(const SagaDefinition& def, const SagaState& s
   return plan;
 }
 
-// A forward step is over without success: record why, and either carry on
-// (kRetriable) or start compensating.
-void FailForwardStep(const SagaDefinition& def, SagaState& state, const StepDefinition& definition,
-                     std::string why, bool effect_unknown) {
-  if (definition.kind == StepKind::kRetriable) {
-    state.notes.push_back(std::move(why));
-    return;
+// What a reply to `step` does to the saga, as decided today (Decide records it
+// in the event; Apply derives it the same way for events recorded before the
+// outcome was). A failed compensatable or pivot step starts the compensation
+// of the compensatable steps that succeeded.
+StepOutcome ReplyOutcome(const SagaDefinition& def, const SagaState& state, Step step, bool ok,
+                         std::vector<Step>& compensations) {
+  const StepDefinition* definition = def.Find(step);
+  if (definition == nullptr) return StepOutcome::kAcknowledged;  // a compensation's reply
+  if (ok) return StepOutcome::kSucceeded;
+  if (definition->kind == StepKind::kRetriable) return StepOutcome::kNoted;
+  compensations = CompensationPlan(def, state, step, false);
+  return StepOutcome::kCompensate;
+}
+
+// What a timeout of `attempt` of `step` does: the same step again while
+// attempts remain (compensations have no last attempt: they must eventually
+// happen); after the last one the step failed with an unknown effect.
+StepOutcome TimeoutOutcome(const SagaDefinition& def, const SagaState& state, Step step, int32_t attempt,
+                           std::vector<Step>& compensations) {
+  const StepDefinition* definition = def.Find(step);
+  if (definition == nullptr || !IsLastAttempt(definition->policy, attempt)) return StepOutcome::kRetry;
+  if (definition->kind == StepKind::kRetriable) return StepOutcome::kNoted;
+  compensations = CompensationPlan(def, state, step, true);
+  return StepOutcome::kCompensate;
+}
+
+// Folds a recorded outcome. `why` is the failure's text for kNoted and kCompensate.
+void ApplyOutcome(SagaState& state, Step step, StepOutcome outcome, std::string why,
+                  const std::vector<Step>& compensations) {
+  switch (outcome) {
+    case StepOutcome::kSucceeded:
+      state.succeeded.push_back(step);
+      break;
+    case StepOutcome::kNoted:
+      state.notes.push_back(std::move(why));
+      break;
+    case StepOutcome::kCompensate:
+      // An ended saga stays ended even if the log says otherwise afterwards.
+      if (state.phase == SagaPhase::kEnded) break;
+      state.phase = SagaPhase::kCompensating;
+      state.failure = std::move(why);
+      state.to_compensate = compensations;
+      break;
+    case StepOutcome::kAcknowledged:
+      // A compensation reply is an acknowledgement, whatever it says.
+      if (auto it = std::find(state.to_compensate.begin(), state.to_compensate.end(), step);
+          it != state.to_compensate.end()) {
+        state.to_compensate.erase(it);
+      }
+      break;
+    case StepOutcome::kRetry:
+    case StepOutcome::kUnrecorded:
+      break;
   }
-  // An ended saga stays ended even if the log says otherwise afterwards.
-  if (state.phase == SagaPhase::kEnded) return;
-  state.phase = SagaPhase::kCompensating;
-  state.failure = std::move(why);
-  state.to_compensate = CompensationPlan(def, state, definition.step, effect_unknown);
 }
 
 void ClearPendingIfFor(SagaState& state, Step step) {
@@ -202,8 +243,9 @@ Decision DecideReply(const SagaDefinition& def, const SagaState& state, const St
   // step, so every attempt gets the same outcome. Anything else is stale.
   if (!IsRunning(state) || !state.pending || state.pending->step != reply.step) return {};
   DecisionBuilder builder(def, state, now_ms);
-  builder.Record(
-      StepReplied{.step = reply.step, .attempt = reply.attempt, .ok = reply.ok, .detail = reply.detail});
+  StepReplied replied{.step = reply.step, .attempt = reply.attempt, .ok = reply.ok, .detail = reply.detail};
+  replied.outcome = ReplyOutcome(def, state, reply.step, reply.ok, replied.compensations);
+  builder.Record(std::move(replied));
   builder.Continue(reply.step);
   return std::move(builder).Take();
 }
@@ -212,10 +254,10 @@ Decision DecideTick(const SagaDefinition& def, const SagaState& state, const Tic
   if (!IsRunning(state) || !state.pending || tick.now_ms < state.pending->deadline_ms) return {};
   const PendingRequest timed_out = *state.pending;
   DecisionBuilder builder(def, state, now_ms);
-  builder.Record(StepTimedOut{.step = timed_out.step, .attempt = timed_out.attempt});
-  // Compensations have no last attempt: they must eventually happen.
-  const bool retry =
-      !def.Find(timed_out.step) || !IsLastAttempt(def.PolicyFor(timed_out.step), timed_out.attempt);
+  StepTimedOut event{.step = timed_out.step, .attempt = timed_out.attempt};
+  event.outcome = TimeoutOutcome(def, state, timed_out.step, timed_out.attempt, event.compensations);
+  const bool retry = event.outcome == StepOutcome::kRetry;
+  builder.Record(std::move(event));
   if (retry) {
     builder.Request(timed_out.step, timed_out.attempt + 1);
   } else {
@@ -257,16 +299,13 @@ SagaState Apply(const SagaDefinition& def, SagaState state, const SagaEvent& eve
                                              .at_ms = event.at_ms,
                                              .detail = body.detail});
           ClearPendingIfFor(state, body.step);
-          if (const StepDefinition* definition = def.Find(body.step)) {
-            if (body.ok) {
-              state.succeeded.push_back(body.step);
-            } else {
-              FailForwardStep(def, state, *definition, FailedDetail(body.step, body.detail), false);
-            }
-          } else if (auto it = std::find(state.to_compensate.begin(), state.to_compensate.end(), body.step);
-                     it != state.to_compensate.end()) {
-            // A compensation reply is an acknowledgement, whatever it says.
-            state.to_compensate.erase(it);
+          if (body.outcome != StepOutcome::kUnrecorded) {
+            ApplyOutcome(state, body.step, body.outcome, FailedDetail(body.step, body.detail), body.compensations);
+          } else {
+            // Recorded before outcomes were: derive it from the definition, as then.
+            std::vector<Step> compensations;
+            const StepOutcome outcome = ReplyOutcome(def, state, body.step, body.ok, compensations);
+            ApplyOutcome(state, body.step, outcome, FailedDetail(body.step, body.detail), compensations);
           }
         } else if constexpr (std::is_same_v<Body, StepTimedOut>) {
           state.history.push_back(StepRecord{.step = body.step,
@@ -275,10 +314,15 @@ SagaState Apply(const SagaDefinition& def, SagaState state, const SagaEvent& eve
                                              .at_ms = event.at_ms,
                                              .detail = std::string(kTimedOutDetail)});
           ClearPendingIfFor(state, body.step);
-          const StepDefinition* definition = def.Find(body.step);
-          if (definition && IsLastAttempt(definition->policy, body.attempt)) {
-            // The participant may or may not have acted: the step's effect is unknown.
-            FailForwardStep(def, state, *definition, TimedOutDetail(body.step, body.attempt), true);
+          // After the last attempt the participant may or may not have acted: the step's effect is unknown.
+          if (body.outcome != StepOutcome::kUnrecorded) {
+            ApplyOutcome(state, body.step, body.outcome, TimedOutDetail(body.step, body.attempt),
+                         body.compensations);
+          } else {
+            // Recorded before outcomes were: the definition's policy says whether it was the last attempt.
+            std::vector<Step> compensations;
+            const StepOutcome outcome = TimeoutOutcome(def, state, body.step, body.attempt, compensations);
+            ApplyOutcome(state, body.step, outcome, TimedOutDetail(body.step, body.attempt), compensations);
           }
         } else if constexpr (std::is_same_v<Body, SagaEnded>) {
           state.phase = SagaPhase::kEnded;

@@ -27,6 +27,18 @@ std::string_view ToString(Step step) {
   return "unknown";
 }
 
+std::string_view ToString(StepOutcome outcome) {
+  switch (outcome) {
+    case StepOutcome::kUnrecorded: return "unrecorded";
+    case StepOutcome::kSucceeded: return "succeeded";
+    case StepOutcome::kRetry: return "retry";
+    case StepOutcome::kNoted: return "noted";
+    case StepOutcome::kCompensate: return "compensate";
+    case StepOutcome::kAcknowledged: return "acknowledged";
+  }
+  return "unknown";
+}
+
 std::string_view ToString(Service service) {
   switch (service) {
     case Service::kWarehouse: return "warehouse";

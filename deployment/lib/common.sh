@@ -32,6 +32,8 @@ export SAGAFLOW_VAR # scripts calling each other must agree on the directory
 VAR_LOG=$SAGAFLOW_VAR/log
 VAR_RUN=$SAGAFLOW_VAR/run
 VAR_DATA=$SAGAFLOW_VAR/data
+# The admin token of the services' POST /set and POST /stock (mode 0600).
+ADMIN_TOKEN_FILE=$SAGAFLOW_VAR/admin-token
 KAFKA_HOME=$SAGAFLOW_VAR/kafka
 # SAGAFLOW_KAFKA_LIBS puts the jars elsewhere, e.g. to share the repository's
 # var/kafka/libs with a broker that runs under another SAGAFLOW_VAR.
@@ -114,6 +116,14 @@ running_pid() {
   fi
   rm -f "$pidfile"
   return 1
+}
+
+# ensure_admin_token: write a random admin token to $ADMIN_TOKEN_FILE
+# (mode 0600) unless one is there already.
+ensure_admin_token() {
+  [[ -s $ADMIN_TOKEN_FILE ]] && return 0
+  mkdir -p "$(dirname "$ADMIN_TOKEN_FILE")"
+  (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$ADMIN_TOKEN_FILE" && echo >>"$ADMIN_TOKEN_FILE")
 }
 
 # rotate_log FILE: keep one previous generation (FILE.1) so every start

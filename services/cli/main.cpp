@@ -2,6 +2,7 @@
 // command line and wires the service libraries together.
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -14,6 +15,8 @@
 #include "sagaflow/orchestrator/orchestrator_service.hpp"
 #include "sagaflow/order/order_service.hpp"
 #include "sagaflow/payment/payment_service.hpp"
+#include "sagaflow/replay/dlq.hpp"
+#include "sagaflow/replay/replay_command.hpp"
 #include "sagaflow/warehouse/warehouse_service.hpp"
 
 namespace {
@@ -47,6 +50,10 @@ void AddCommon(CLI::App* app, Common& c, int default_port, const std::string& ro
                   "joins the batch (more throughput under load, more latency)")
       ->check(CLI::Range(0, 10000))
       ->capture_default_str();
+  app->add_option("--admin-token-file", c.service.admin_token_file,
+                  "File (mode 0600) whose first line is the token admin requests must send as "
+                  "'Authorization: Bearer TOKEN' (POST /set, POST /stock); without it they answer 403")
+      ->check(CLI::ExistingFile);
   app->add_option("--kafka-property", c.kafka_properties, "Extra librdkafka property key=value (repeatable)");
   app->add_option("--log-level", c.log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
@@ -107,6 +114,70 @@ int Serve(const std::string& role, Common& c, const std::function<std::unique_pt
   return failed ? 1 : 0;
 }
 
+// The options every reader of the history shares (replay, replay export, dlq).
+struct SourceFlags {
+  replay::SourceOptions source;
+  std::string since;
+  std::vector<std::string> kafka_properties;
+  // Off: a problem is reported as one line by the command itself.
+  std::string log_level = "off";
+};
+
+void AddSource(CLI::App* app, SourceFlags& f, bool with_file, bool with_since) {
+  app->add_option("--brokers", f.source.brokers, "Kafka bootstrap servers")->capture_default_str();
+  app->add_option("--topic-prefix", f.source.topic_prefix, "Prefix of every topic name");
+  if (with_file) {
+    app->add_option("--file", f.source.file, "Read an export file ('sagaflow replay export') instead of Kafka");
+  }
+  if (with_since) {
+    app->add_option("--since", f.since,
+                    "Only sagas started at or after TIME (2026-11-27T06:00:00Z, ms since the epoch, or 2h ago)");
+  }
+  app->add_option("--kafka-property", f.kafka_properties, "Extra librdkafka property key=value (repeatable)");
+  app->add_option("--log-level", f.log_level, "Log level of the Kafka client on stderr")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
+      ->capture_default_str();
+}
+
+// Fills in what the flags say; false (after one line on stderr) when a value is bad.
+bool ResolveSource(SourceFlags& f, const char* command) {
+  core::InitLogging(command, f.log_level);
+  for (const auto& kv : f.kafka_properties) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::cerr << "sagaflow " << command << ": --kafka-property expects key=value, got '" << kv << "'\n";
+      return false;
+    }
+    f.source.kafka_properties[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  if (!f.since.empty()) {
+    auto since = replay::ParseTime(f.since, core::NowMs());
+    if (!since.ok()) {
+      std::cerr << "sagaflow " << command << ": --since " << since.error().message << "\n";
+      return false;
+    }
+    f.source.since_ms = since.value();
+  }
+  f.source.progress = isatty(STDERR_FILENO) != 0;
+  return true;
+}
+
+void AddTimings(CLI::App* app, core::OrderSagaTimings& timings) {
+  app->add_option("--step-timeout-ms", timings.deadline_ms, "Deadline of a step's first attempt")
+      ->check(CLI::Range(int64_t{50}, int64_t{3'600'000}))
+      ->capture_default_str();
+  app->add_option("--max-attempts", timings.max_attempts,
+                  "Attempts of reserve and notify before giving up (charge and compensations retry until answered)")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  app->add_option("--backoff-multiplier", timings.backoff_multiplier, "Each retry waits this much longer")
+      ->check(CLI::Range(1.0, 10.0))
+      ->capture_default_str();
+  app->add_option("--max-step-timeout-ms", timings.max_deadline_ms, "Cap of a step's deadline")
+      ->check(CLI::Range(int64_t{50}, int64_t{86'400'000}))
+      ->capture_default_str();
+}
+
 runtime::ParticipantOptions WithDelay(runtime::ParticipantOptions p, const std::vector<int>& delay) {
   if (!delay.empty()) {
     p.delay_min_ms = delay[0];
@@ -134,19 +205,7 @@ int main(int argc, char** argv) {
   auto* orch = app.add_subcommand("orchestrator", "Drives the order sagas (GET /sagas/{id})");
   AddCommon(orch, orch_c, 8282, "orchestrator");
   core::OrderSagaTimings timings;
-  orch->add_option("--step-timeout-ms", timings.deadline_ms, "Deadline of a step's first attempt")
-      ->check(CLI::Range(int64_t{50}, int64_t{3'600'000}))
-      ->capture_default_str();
-  orch->add_option("--max-attempts", timings.max_attempts,
-                   "Attempts of reserve and notify before giving up (charge and compensations retry until answered)")
-      ->check(CLI::Range(1, 100))
-      ->capture_default_str();
-  orch->add_option("--backoff-multiplier", timings.backoff_multiplier, "Each retry waits this much longer")
-      ->check(CLI::Range(1.0, 10.0))
-      ->capture_default_str();
-  orch->add_option("--max-step-timeout-ms", timings.max_deadline_ms, "Cap of a step's deadline")
-      ->check(CLI::Range(int64_t{50}, int64_t{86'400'000}))
-      ->capture_default_str();
+  AddTimings(orch, timings);
 
   std::vector<int> wh_delay, pay_delay, notif_delay;
   warehouse::WarehouseOptions wh_o;
@@ -173,6 +232,58 @@ int main(int argc, char** argv) {
   create->add_option("--brokers", brokers, "Kafka bootstrap servers")->capture_default_str();
   create->add_option("--topic-prefix", prefix, "Prefix of every topic name");
   create->add_option("--partitions", partitions, "Partitions per topic")->check(CLI::Range(1, 1000))->capture_default_str();
+
+  // ---- replay: the saga history ----
+  SourceFlags replay_flags;
+  replay::ReplayOptions replay_o;
+  std::string stuck;
+  int64_t replay_saga = 0;
+  auto* replay_cmd = app.add_subcommand(
+      "replay",
+      "Rebuild every saga from orders.saga.events (Kafka or an export file) with the production code: summary, "
+      "timelines, --verify");
+  replay_cmd->require_subcommand(0, 1);
+  AddSource(replay_cmd, replay_flags, true, true);
+  replay_cmd->add_option("--saga", replay_saga, "Show the timeline of this saga (order id)");
+  replay_cmd->add_option("--state", replay_o.state, "Only sagas in STATE: running, compensating, ended, ok, not_ok")
+      ->check(CLI::IsMember({"running", "compensating", "ended", "ok", "not_ok"}));
+  replay_cmd->add_option("--stuck", stuck, "Only sagas in flight for longer than AGE (90s, 5m, 2h, 1d)");
+  replay_cmd->add_flag("--json", replay_o.json, "JSON lines instead of tables");
+  replay_cmd->add_flag("--verify", replay_o.verify,
+                       "Re-run today's decide on the recorded inputs and check the invariants (exit 1 on a finding)");
+  replay_cmd->add_flag("--participants", replay_o.participants,
+                       "With --verify: cross-check the participants' changelogs and the orders (needs --brokers)");
+  AddTimings(replay_cmd, replay_o.timings);
+  SourceFlags export_flags;
+  std::string export_out;
+  auto* export_cmd = replay_cmd->add_subcommand("export", "Copy orders.saga.events from Kafka into a checksummed file");
+  AddSource(export_cmd, export_flags, false, true);
+  export_cmd->add_option("--out", export_out, "The file to write")->required();
+
+  // ---- dlq: dead letters ----
+  SourceFlags dlq_flags;
+  replay::DlqOptions dlq_o;
+  auto* dlq_cmd = app.add_subcommand("dlq", "List, show and re-drive dead letters (orders.dlq)");
+  dlq_cmd->require_subcommand(1);
+  auto add_dlq_filters = [&](CLI::App* sub) {
+    AddSource(sub, dlq_flags, false, false);
+    sub->add_option("--reason", dlq_o.reason, "Only dead letters whose reason contains TEXT");
+    sub->add_option("--topic", dlq_o.topic, "Only dead letters from this source topic");
+    sub->add_flag("--json", dlq_o.json, "JSON lines instead of tables");
+  };
+  auto* dlq_list = dlq_cmd->add_subcommand("list", "List dead letters: id, time, service, source, key, reason");
+  add_dlq_filters(dlq_list);
+  std::string dlq_id;
+  auto* dlq_show = dlq_cmd->add_subcommand("show", "Show one dead letter, decoded where possible, hex where not");
+  add_dlq_filters(dlq_show);
+  dlq_show->add_option("id", dlq_id, "PARTITION:OFFSET in orders.dlq (from 'dlq list')")->required();
+  std::vector<std::string> redrive_ids;
+  bool redrive_all = false;
+  auto* dlq_redrive = dlq_cmd->add_subcommand(
+      "redrive", "Send dead letters back to their source topic (validated first; each at most once)");
+  add_dlq_filters(dlq_redrive);
+  dlq_redrive->add_option("ids", redrive_ids, "PARTITION:OFFSET of each dead letter (from 'dlq list')");
+  dlq_redrive->add_flag("--all", redrive_all, "Every dead letter that matches --reason/--topic");
 
   bench::LoadOptions load;
   std::string bench_json, bench_chart;
@@ -221,6 +332,39 @@ int main(int argc, char** argv) {
     if (bench_orders->count() == 0) load.orders = load.duration.count() > 0 ? 0 : 1000;
     if (auto error = bench::Validate(load)) return app.exit(CLI::ValidationError(*error));
     return bench::RunBenchCommand(load, bench_json, bench_chart);
+  }
+
+  if (*replay_cmd) {
+    if (*export_cmd) {
+      if (!ResolveSource(export_flags, "replay export")) return replay::kExitBadInput;
+      return replay::RunExport(export_flags.source, export_out, std::cout, std::cerr);
+    }
+    if (!ResolveSource(replay_flags, "replay")) return replay::kExitBadInput;
+    replay_o.source = replay_flags.source;
+    if (replay_saga != 0) replay_o.saga = replay_saga;
+    if (!stuck.empty()) {
+      auto age = replay::ParseDuration(stuck);
+      if (!age.ok()) {
+        std::cerr << "sagaflow replay: --stuck " << age.error().message << "\n";
+        return replay::kExitBadInput;
+      }
+      replay_o.stuck_ms = age.value();
+    }
+    if (replay_o.participants && !replay_o.verify) {
+      std::cerr << "sagaflow replay: --participants goes with --verify\n";
+      return replay::kExitBadInput;
+    }
+    if (replay_o.timings.max_deadline_ms < replay_o.timings.deadline_ms) {
+      replay_o.timings.max_deadline_ms = replay_o.timings.deadline_ms;
+    }
+    return replay::RunReplay(replay_o, std::cout, std::cerr);
+  }
+  if (*dlq_cmd) {
+    if (!ResolveSource(dlq_flags, "dlq")) return replay::kExitBadInput;
+    dlq_o.source = dlq_flags.source;
+    if (*dlq_list) return replay::RunDlqList(dlq_o, std::cout, std::cerr);
+    if (*dlq_show) return replay::RunDlqShow(dlq_o, dlq_id, std::cout, std::cerr);
+    return replay::RunDlqRedrive(dlq_o, redrive_ids, redrive_all, std::cout, std::cerr);
   }
 
   if (*order) {

@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -57,6 +58,14 @@ TestSystem::TestSystem(TestSystemOptions options)
       dir_("sagaflow-" + options_.name),
       previous_level_(spdlog::default_logger()->level()) {
   spdlog::set_level(LevelFrom(options_.log_level));
+  // Admin endpoints are on, with a token the REST helpers send by default.
+  admin_token_ = "test-admin-token-" + prefix_;
+  admin_token_file_ = (dir_.path() / "admin-token").string();
+  {
+    std::ofstream out(admin_token_file_);
+    out << admin_token_ << "\n";
+  }
+  std::filesystem::permissions(admin_token_file_, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
 }
 
 TestSystem::~TestSystem() {
@@ -97,6 +106,7 @@ std::unique_ptr<runtime::Service> TestSystem::Make(const std::string& service) c
   o.http_port = 0;
   o.instance_id = "0";
   o.partitions = options_.partitions;
+  o.admin_token_file = admin_token_file_;
   if (service == "order") return order::MakeOrder(o, options_.order);
   if (service == "orchestrator") return orchestrator::MakeOrchestrator(o, {options_.timings});
   if (service == "warehouse") return warehouse::MakeWarehouse(o, {options_.warehouse, options_.default_stock});
@@ -222,12 +232,21 @@ int TestSystem::port(const std::string& service) const {
 HttpReply TestSystem::Request(const std::string& service, const std::string& method, const std::string& path,
                               const std::string& body, const std::string& content_type,
                               const std::map<std::string, std::string>& headers) const {
-  HttpReply reply;
   const int p = port(service);
   if (p == 0) {
+    HttpReply reply;
     reply.error = service + " is not running";
     return reply;
   }
+  auto with_token = headers;
+  if (!with_token.contains("Authorization")) with_token["Authorization"] = "Bearer " + admin_token_;
+  return HttpCall(p, method, path, body, content_type, with_token);
+}
+
+HttpReply HttpCall(int p, const std::string& method, const std::string& path, const std::string& body,
+                   const std::string& content_type, const std::map<std::string, std::string>& headers) {
+  HttpReply reply;
+  const std::string service = "port " + std::to_string(p);
   runtime::HttpClient client("127.0.0.1", p);
   auto h = headers;
   if (!body.empty() && !content_type.empty()) h["Content-Type"] = content_type;

@@ -74,6 +74,11 @@ struct TopicRecord {
   std::optional<core::Message> message;
 };
 
+/// One HTTP request to 127.0.0.1:`port` (a test failure nowhere: see HttpReply::error).
+HttpReply HttpCall(int port, const std::string& method, const std::string& path, const std::string& body = "",
+                   const std::string& content_type = "application/json",
+                   const std::map<std::string, std::string>& headers = {});
+
 /// The reference system's check-script order.
 nlohmann::json ReferenceOrder();
 
@@ -144,6 +149,8 @@ class TestSystem {
   const core::TopicNames& topics() const { return topics_; }
   const kafka::KafkaConfig& kafka() const { return kafka_; }
   const TestSystemOptions& options() const { return options_; }
+  /// The admin token the services were started with (Request sends it unless told otherwise).
+  const std::string& admin_token() const { return admin_token_; }
   std::string data_dir(const std::string& service) const;
 
  private:
@@ -155,6 +162,8 @@ class TestSystem {
   std::string prefix_;
   core::TopicNames topics_;
   TempDir dir_;
+  std::string admin_token_;
+  std::string admin_token_file_;
   mutable std::mutex mu_;  // guards services_ and ports_
   std::map<std::string, std::unique_ptr<runtime::Service>> services_;
   std::map<std::string, int> ports_;

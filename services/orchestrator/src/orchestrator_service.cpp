@@ -3,6 +3,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <mutex>
+#include <set>
 #include <unordered_map>
 
 #include "sagaflow/core/saga_aggregate.hpp"
@@ -223,21 +224,36 @@ class SagaTask final : public runtime::ServiceTask {
   SagaTask(OrchestratorService& service, int32_t task) : ServiceTask(service, task), service_(service) {}
 
  protected:
-  // On an empty disk, the snapshots alone rebuild every saga: skip the history.
+  // On an empty disk: every saga that ended is rebuilt from its final snapshot
+  // (orders.saga.state), every saga in flight from its events, read from the
+  // watermark of the newest snapshot on (an offset before the first event of
+  // every saga that was in flight when it was written).
   core::Status BeforeRestore() override {
-    const auto applied = store().AppliedOffsets();
-    auto end = kafka::EndOffsets(service_.kafka_config(), service_.events().topic);
+    SAGAFLOW_CHECK(task() >= 0, "the orchestrator runs one task per partition");
+    const kafka::TopicPartition events{service_.events().topic, task()};
+    const kafka::TopicPartition states{service_.states().topic, task()};
+    if (store().AppliedOffsets().contains(events)) return core::Status::Ok();
+    eventstore::WriteSet snapshots;
+    int64_t watermark = 0;
+    int64_t snapshots_read = 0;
+    auto end = kafka::ReadToEnd(
+        service_.kafka_config(), states.topic, {},
+        [&](const kafka::Record& r) {
+          ServiceTask::ApplyChangelog(service_.states(), r, snapshots);
+          auto m = core::Decode(r.value);
+          if (m.ok() && m->events_watermark >= 0) watermark = m->events_watermark;  // the newest one wins
+          ++snapshots_read;
+        },
+        {}, OwnPartitions());
     if (!end.ok()) return end.error();
-    eventstore::OffsetMap skip;
-    for (const auto& [tp, offset] : end.value()) {
-      if ((task() == core::TaskEngine::kAllPartitions || tp.partition == task()) && !applied.contains(tp)) {
-        skip[tp] = offset;
-      }
-    }
-    if (skip.empty()) return core::Status::Ok();
-    log().info("task {}: no local state: rebuilding its sagas from the snapshots in {}, not the event history",
-               task(), service_.states().topic);
-    return MarkApplied(skip);
+    eventstore::OffsetMap applied = end.value();
+    applied[events] = watermark;
+    snapshots.Put(WatermarkKey(), std::to_string(watermark));
+    if (auto s = CommitLocal(snapshots, applied); !s.ok()) return s;
+    rebuilding_ = true;
+    log().info("task {}: no local state: {} saga snapshot(s) from {}; the sagas in flight from {} at offset {}",
+               task(), snapshots_read, states.topic, events.topic, watermark);
+    return core::Status::Ok();
   }
 
   // A saga event is stored under the saga's next version and folded into its
@@ -254,6 +270,13 @@ class SagaTask final : public runtime::ServiceTask {
     const auto* event = std::get_if<core::SagaEvent>(&message->payload);
     SAGAFLOW_CHECK(event != nullptr, "a non-event record in " + record.topic);
     SagaState& state = Working(message->saga_id);
+    if (rebuilding_) {
+      // An ended saga's final snapshot says it all. A snapshot of a saga in
+      // flight (written by earlier versions, once per input) already holds
+      // the saga's first `version` events.
+      if (state.phase == SagaPhase::kEnded) return;
+      if (rebuild_seen_[message->saga_id]++ < state.version) return;
+    }
     out.Put(EventKey(message->saga_id, state.version), record.value);
     state = core::Apply(service_.definition(), std::move(state), *event);
     // During the catch-up, keep snap/ in step with the events in every batch
@@ -267,14 +290,25 @@ class SagaTask final : public runtime::ServiceTask {
 
   core::Status AfterRestore() override {
     catching_up_ = false;
+    rebuilding_ = false;
+    rebuild_seen_.clear();
     dirty_.clear();
+    const auto applied = store().AppliedOffsets();
+    auto it = applied.find({service_.events().topic, task()});
+    events_end_ = it == applied.end() ? 0 : it->second;
+    // The sagas carrying on began at or after the last watermark written.
+    auto floor = Get(WatermarkKey());
+    restored_floor_ = floor ? std::stoll(*floor) : 0;
     size_t sagas = 0;
     store().ScanPrefix("snap/", [&](std::string_view key, std::string_view value) {
       if (!Owns(key.substr(5))) return true;
       auto state = runtime::DecodeStored<SagaState>(std::string(value));
       service_.Summarize(state->order_id, state->phase, state->status);
       ++sagas;
-      if (state->phase != SagaPhase::kEnded) active_[state->order_id] = std::move(*state);
+      if (state->phase != SagaPhase::kEnded) {
+        restored_in_flight_.insert(state->order_id);
+        active_[state->order_id] = std::move(*state);
+      }
       return true;
     });
     service_.SetActive(task(), active_.size());
@@ -340,11 +374,18 @@ class SagaTask final : public runtime::ServiceTask {
     for (auto id : due) Handle(tx, id, core::Tick{now}, "", now);
   }
 
-  void OnCommittedHook() override {
+  void OnCommittedHook(const std::vector<kafka::Delivered>& delivered) override {
+    for (const auto& [id, index] : started_) first_event_[id] = delivered[index].offset;
+    started_.clear();
+    for (const auto& d : delivered) {
+      if (d.topic == service_.events().topic) events_end_ = std::max(events_end_, d.offset + 1);
+    }
     for (auto& [id, state] : dirty_) {
       service_.Summarize(id, state.phase, state.status);
       if (state.phase == SagaPhase::kEnded) {
         active_.erase(id);
+        first_event_.erase(id);
+        restored_in_flight_.erase(id);
       } else {
         active_[id] = std::move(state);
       }
@@ -353,7 +394,10 @@ class SagaTask final : public runtime::ServiceTask {
     service_.SetActive(task(), active_.size());
   }
 
-  void OnAbortedHook() override { dirty_.clear(); }
+  void OnAbortedHook() override {
+    dirty_.clear();
+    started_.clear();
+  }
 
  private:
   // The saga's state as this iteration sees it; loaded into dirty_ on first touch.
@@ -388,6 +432,7 @@ class SagaTask final : public runtime::ServiceTask {
     }
     for (const auto& event : decision.events) {
       core::Message m{NewMessageId("event", id), id, causation, now, 1, event};
+      if (std::holds_alternative<core::SagaStarted>(event.body)) started_.emplace_back(id, tx.produced());
       EmitChangelog(tx, service_.events(), core::SagaKey(id), m);
       log().info("saga={} {}", id, Describe(event));
       service_.Count(event);
@@ -396,17 +441,48 @@ class SagaTask final : public runtime::ServiceTask {
       core::Message m{NewMessageId("command", id), id, causation, now, 1, command};
       Emit(tx, topics().CommandTopic(command.step), core::SagaKey(id), m);
     }
+    // Locally the snapshot follows every input. On Kafka only the final one is
+    // written: a wiped disk rebuilds the sagas in flight from their events,
+    // from the watermark the final snapshots carry.
     core::Message snapshot{NewMessageId("state", id), id, causation, now, 1, Working(id)};
-    EmitChangelog(tx, service_.states(), core::SagaKey(id), snapshot);
+    if (Working(id).phase == SagaPhase::kEnded) {
+      snapshot.events_watermark = Watermark();
+      EmitChangelog(tx, service_.states(), core::SagaKey(id), snapshot);
+      StageLocal(WatermarkKey(), std::to_string(snapshot.events_watermark));
+    } else {
+      StageLocal("snap/" + core::SagaKey(id), core::Encode(snapshot));
+    }
     if (decision.final_status) {
       core::Message m{NewMessageId("status", id), id, causation, now, 1, *decision.final_status};
       Emit(tx, topics().status, core::SagaKey(id), m);
     }
   }
 
+  // An offset of the task's events partition at or before the first event of
+  // every saga in flight: sagas started in this transaction come after
+  // events_end_, the others have a known first event or began after restored_floor_.
+  int64_t Watermark() const {
+    int64_t w = events_end_;
+    for (const auto& [id, offset] : first_event_) w = std::min(w, offset);
+    if (!restored_in_flight_.empty()) w = std::min(w, restored_floor_);
+    return w;
+  }
+  std::string WatermarkKey() const { return "watermark/" + std::to_string(task()); }
+
   OrchestratorService& service_;
   // True until the restore of the changelogs is over.
   bool catching_up_ = true;
+  // True while an empty disk is rebuilt (see BeforeRestore).
+  bool rebuilding_ = false;
+  std::unordered_map<core::OrderId, int64_t> rebuild_seen_;
+  // For the watermark: where each saga in flight began, the sagas started in
+  // this transaction (their SagaStarted's produce index), the next offset of
+  // the events partition, and the sagas carried over from the restore.
+  std::unordered_map<core::OrderId, int64_t> first_event_;
+  std::vector<std::pair<core::OrderId, size_t>> started_;
+  int64_t events_end_ = 0;
+  int64_t restored_floor_ = 0;
+  std::set<core::OrderId> restored_in_flight_;
   std::unordered_map<core::OrderId, SagaState> active_;
   std::unordered_map<core::OrderId, SagaState> dirty_;
 };

@@ -308,7 +308,7 @@ class OrderTask final : public runtime::ServiceTask {
     }
   }
 
-  void OnCommittedHook() override {
+  void OnCommittedHook(const std::vector<kafka::Delivered>&) override {
     for (auto& [item, result] : in_flight_) {
       item.request.responder.Send(OrderService::AcceptedResponse(result));
       item.promise->set_value(result);

@@ -24,6 +24,7 @@ void Participant::AddRoutes(HttpServer& http) {
   };
   http.Route("GET", "/set", [settings](const HttpRequest&) { return HttpResponse::Json(settings()); });
   http.Route("POST", "/set", [this, settings](const HttpRequest& req) {
+    if (auto denied = DenyUnlessAdmin(req)) return *denied;
     auto body = ParseJsonBody(req);
     if (!body.contains("mistakes") && !body.contains("delay_ms")) {
       throw HttpError{400, "expected \"mistakes\" (0..100) and/or \"delay_ms\" ([min, max] or a number)"};

@@ -1,6 +1,9 @@
 #include "sagaflow/runtime/service.hpp"
 
+#include <sys/stat.h>
+
 #include <atomic>
+#include <fstream>
 #include <random>
 
 #include "sagaflow/core/log.hpp"
@@ -29,6 +32,7 @@ core::Status Service::Start() {
   if (options_.data_dir.empty()) {
     return core::Error{core::Errc::kInvalidArgument, "--data-dir is required"};
   }
+  if (auto s = LoadAdminToken(); !s.ok()) return s;
   auto store = eventstore::ProjectionStore::Open(options_.data_dir, {options_.sync_writes, 64});
   if (!store.ok()) return store.error();
   store_ = std::move(store.value());
@@ -100,6 +104,49 @@ core::Status Service::CheckCoPartitioned() {
     }
   }
   return core::Status::Ok();
+}
+
+core::Status Service::LoadAdminToken() {
+  const auto& path = options_.admin_token_file;
+  if (path.empty()) {
+    log_->info("admin endpoints are off (no --admin-token-file)");
+    return core::Status::Ok();
+  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return core::Error{core::Errc::kInvalidArgument, "--admin-token-file " + path + ": cannot read it"};
+  }
+  if ((st.st_mode & 077) != 0) {
+    return core::Error{core::Errc::kInvalidArgument,
+                       "--admin-token-file " + path + " is readable by other users; chmod 600 " + path};
+  }
+  std::ifstream in(path);
+  std::getline(in, admin_token_);
+  while (!admin_token_.empty() && (admin_token_.back() == '\r' || admin_token_.back() == ' ')) admin_token_.pop_back();
+  if (admin_token_.size() < 16) {
+    return core::Error{core::Errc::kInvalidArgument,
+                       "--admin-token-file " + path + ": the token on its first line must have 16 characters or more"};
+  }
+  return core::Status::Ok();
+}
+
+std::optional<HttpResponse> Service::DenyUnlessAdmin(const HttpRequest& request) const {
+  if (admin_token_.empty()) {
+    return HttpResponse::Error(403, "admin endpoints are off on this " + name_ +
+                                        " service: start it with --admin-token-file FILE to enable them");
+  }
+  const std::string given = request.Header("Authorization");
+  const std::string expected = "Bearer " + admin_token_;
+  // Compare in constant time: the answer's timing says nothing about the token.
+  unsigned char diff = given.size() == expected.size() ? 0 : 1;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    diff |= static_cast<unsigned char>(expected[i] ^ (i < given.size() ? given[i] : 0));
+  }
+  if (diff != 0) {
+    return HttpResponse::Error(401, "admin request without the right token: send \"Authorization: Bearer <token>\" "
+                                    "with the token from the service's --admin-token-file");
+  }
+  return std::nullopt;
 }
 
 int32_t Service::TaskOfKey(std::string_view key) const { return kafka::PartitionOf(key, partitions_); }
@@ -178,8 +225,11 @@ core::Status ServiceTask::Restore() {
 }
 
 core::Status ServiceTask::MarkApplied(const eventstore::OffsetMap& offsets) {
-  auto& store = *service_.store_;
-  return store.Commit(eventstore::WriteSet{}, offsets);
+  return CommitLocal(eventstore::WriteSet{}, offsets);
+}
+
+core::Status ServiceTask::CommitLocal(const eventstore::WriteSet& writes, const eventstore::OffsetMap& offsets) {
+  return service_.store_->Commit(writes, offsets);
 }
 
 void ServiceTask::ApplyChangelog(const Changelog& changelog, const kafka::Record& record,
@@ -252,7 +302,7 @@ void ServiceTask::OnCommitted(const std::vector<kafka::Delivered>& delivered) {
     SAGAFLOW_CHECK(s.ok(), s.ok() ? "" : s.error().message);
   }
   staged_.clear();
-  OnCommittedHook();
+  OnCommittedHook(delivered);
 }
 
 void ServiceTask::OnAborted() {

@@ -94,6 +94,7 @@ class WarehouseService final : public runtime::Participant {
 
  private:
   HttpResponse PostStock(const HttpRequest& req) {
+    if (auto denied = DenyUnlessAdmin(req)) return *denied;
     auto body = runtime::ParseJsonBody(req);
     json list = body.contains("items") ? body["items"] : json::array({body});
     if (!list.is_array() || list.empty()) throw HttpError{400, "\"items\" must be a non-empty array"};
@@ -166,7 +167,7 @@ class WarehouseTask final : public runtime::ParticipantTask {
     }
   }
 
-  void OnCommittedHook() override {
+  void OnCommittedHook(const std::vector<kafka::Delivered>&) override {
     for (auto& [item, levels] : in_flight_) item.promise->set_value(std::move(levels));
     in_flight_.clear();
   }

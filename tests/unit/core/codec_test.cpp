@@ -58,6 +58,9 @@ std::vector<Payload> AllPayloads() {
       SagaEvent{2'000, StepRequested{Step::kReserveStock, 4, 1'700'000'030'000}},
       SagaEvent{3'000, StepReplied{Step::kCharge, 1, false, "card expired"}},
       SagaEvent{4'000, StepTimedOut{Step::kNotify, 5}},
+      SagaEvent{3'500, StepReplied{Step::kCharge, 2, false, "declined", StepOutcome::kCompensate,
+                                   {Step::kReleaseStock, Step::kReleaseStock}}},
+      SagaEvent{4'500, StepTimedOut{Step::kReserveStock, 3, StepOutcome::kNoted, {}}},
       SagaEvent{5'000, SagaEnded{OrderStatus::kCanceled, "compensated"}},
       StockLevel{15, 100, -3},
       Reservation{4242, ReservationState::kReleased, {Item{10, 2, 45}, Item{15, 1, 10}}, true, "released", 9'000,
@@ -374,6 +377,42 @@ TEST(Codec, RejectsUnknownSagaEventBodyType) {
     return w::CreateSagaEvent(b, 5, static_cast<w::SagaEventBody>(9), body).Union();
   });
   EXPECT_NE(DecodeError(bytes).find("SagaEvent has unknown body type 9"), std::string::npos);
+}
+
+TEST(Codec, ReadsAReplyAndATimeoutWrittenBeforeOutcomesAsUnrecorded) {
+  // Schema version 1 wrote StepReplied and StepTimedOut without the outcome fields.
+  const std::string reply = RawEnvelope(w::Payload::SagaEvent, [](flatbuffers::FlatBufferBuilder& b) {
+    auto detail = b.CreateString("declined");
+    w::StepRepliedBuilder body(b);
+    body.add_step(w::Step::Charge);
+    body.add_attempt(1);
+    body.add_ok(false);
+    body.add_detail(detail);
+    return w::CreateSagaEvent(b, 5, w::SagaEventBody::StepReplied, body.Finish().Union()).Union();
+  });
+  auto decoded = Decode(reply);
+  ASSERT_TRUE(decoded.ok()) << decoded.error().message;
+  EXPECT_EQ(std::get<SagaEvent>(decoded->payload).body,
+            (SagaEventBody{StepReplied{Step::kCharge, 1, false, "declined", StepOutcome::kUnrecorded, {}}}));
+
+  const std::string timeout = RawEnvelope(w::Payload::SagaEvent, [](flatbuffers::FlatBufferBuilder& b) {
+    w::StepTimedOutBuilder body(b);
+    body.add_step(w::Step::ReserveStock);
+    body.add_attempt(3);
+    return w::CreateSagaEvent(b, 5, w::SagaEventBody::StepTimedOut, body.Finish().Union()).Union();
+  });
+  decoded = Decode(timeout);
+  ASSERT_TRUE(decoded.ok()) << decoded.error().message;
+  EXPECT_EQ(std::get<SagaEvent>(decoded->payload).body,
+            (SagaEventBody{StepTimedOut{Step::kReserveStock, 3, StepOutcome::kUnrecorded, {}}}));
+}
+
+TEST(Codec, RejectsAnUnknownStepOutcome) {
+  const std::string bytes = RawEnvelope(w::Payload::SagaEvent, [](flatbuffers::FlatBufferBuilder& b) {
+    auto body = w::CreateStepTimedOut(b, w::Step::Charge, 1, static_cast<w::StepOutcome>(9)).Union();
+    return w::CreateSagaEvent(b, 5, w::SagaEventBody::StepTimedOut, body).Union();
+  });
+  EXPECT_EQ(DecodeError(bytes), "unknown step outcome 9");
 }
 
 TEST(Codec, RejectsSagaEventBodyTypeWithoutItsTable) {

@@ -320,7 +320,9 @@ TEST(SagaAggregate, RetriesTimedOutStepWithGrowingDeadline) {
     ASSERT_EQ(decision.events.size(), 2u);
     EXPECT_EQ(decision.events[0],
               (SagaEvent{.at_ms = timed_out_at,
-                         .body = StepTimedOut{.step = Step::kReserveStock, .attempt = attempt}}));
+                         .body = StepTimedOut{.step = Step::kReserveStock,
+                                              .attempt = attempt,
+                                              .outcome = StepOutcome::kRetry}}));
     EXPECT_EQ(decision.events[1],
               (SagaEvent{.at_ms = timed_out_at,
                          .body = StepRequested{.step = Step::kReserveStock,
@@ -352,7 +354,10 @@ TEST(SagaAggregate, ReleasesStockWhenReservationTimesOutAfterLastAttempt) {
   // reservation is released even though it was never confirmed.
   Decision decision = saga.Expire();
   EXPECT_EQ(decision.events[0].body,
-            (SagaEventBody{StepTimedOut{.step = Step::kReserveStock, .attempt = 3}}));
+            (SagaEventBody{StepTimedOut{.step = Step::kReserveStock,
+                                        .attempt = 3,
+                                        .outcome = StepOutcome::kCompensate,
+                                        .compensations = {Step::kReleaseStock}}}));
   EXPECT_EQ(RequestedSteps(decision), std::vector<Step>{Step::kReleaseStock});
   EXPECT_EQ(saga.state().phase, SagaPhase::kCompensating);
   EXPECT_EQ(saga.state().pending,
@@ -404,7 +409,8 @@ TEST(SagaAggregate, RetriesChargeBeyondMaxAttemptsUntilAnswered) {
     const Decision decision = saga.Expire();
     ASSERT_EQ(decision.events.size(), 2u);
     EXPECT_EQ(decision.events[0].body,
-              (SagaEventBody{StepTimedOut{.step = Step::kCharge, .attempt = attempt}}));
+              (SagaEventBody{
+                  StepTimedOut{.step = Step::kCharge, .attempt = attempt, .outcome = StepOutcome::kRetry}}));
     // Waits 20 s, 40 s, then the 60 s cap.
     const int64_t wait = attempt == 1 ? 20'000 : attempt == 2 ? 40'000 : 60'000;
     EXPECT_EQ(decision.events[1].body,
@@ -434,7 +440,8 @@ TEST(SagaAggregate, RetriesCompensationUntilAcknowledged) {
     const TimeMs now = saga.state().pending->deadline_ms;
     const Decision decision = saga.Expire();
     EXPECT_EQ(decision.events[0].body,
-              (SagaEventBody{StepTimedOut{.step = Step::kReleaseStock, .attempt = attempt}}));
+              (SagaEventBody{
+                  StepTimedOut{.step = Step::kReleaseStock, .attempt = attempt, .outcome = StepOutcome::kRetry}}));
     EXPECT_EQ(decision.commands,
               (std::vector<StepCommand>{
                   {.step = Step::kReleaseStock, .attempt = attempt + 1, .order = MakeOrder()}}));
@@ -492,6 +499,114 @@ TEST(SagaAggregate, ReplayingRecordedEventsRebuildsTheSameState) {
     EXPECT_EQ(replayed, saga.state());
     EXPECT_EQ(FinalStatusOf(replayed), FinalStatusOf(saga.state()));
   }
+}
+
+SagaState Fold(const SagaDefinition& def, const std::vector<SagaEvent>& log) {
+  SagaState state;
+  for (const SagaEvent& event : log) state = Apply(def, std::move(state), event);
+  return state;
+}
+
+// Removes what schema version 2 added, as an event recorded before it reads.
+std::vector<SagaEvent> AsRecordedBeforeOutcomes(std::vector<SagaEvent> log) {
+  for (SagaEvent& event : log) {
+    if (auto* replied = std::get_if<StepReplied>(&event.body)) {
+      replied->outcome = StepOutcome::kUnrecorded;
+      replied->compensations.clear();
+    } else if (auto* timed_out = std::get_if<StepTimedOut>(&event.body)) {
+      timed_out->outcome = StepOutcome::kUnrecorded;
+      timed_out->compensations.clear();
+    }
+  }
+  return log;
+}
+
+TEST(SagaAggregate, HistoryWrittenWithMoreAttemptsFoldsTheSameUnderFewer) {
+  // Written by an orchestrator run with --max-attempts 5: the reservation
+  // times out 4 times, then succeeds.
+  Saga saga(OrderSagaDefinition({.max_attempts = 5}));
+  saga.Place();
+  for (int i = 0; i < 4; ++i) saga.Expire();
+  saga.Reply(Step::kReserveStock, true);
+  saga.Reply(Step::kCharge, true);
+  saga.Reply(Step::kNotify, true);
+  ASSERT_EQ(saga.state().status, OrderStatus::kOk);
+
+  for (int32_t attempts : {1, 2, 3, 5, 100}) {
+    SCOPED_TRACE(attempts);
+    EXPECT_EQ(Fold(OrderSagaDefinition({.max_attempts = attempts}), saga.log()), saga.state());
+  }
+}
+
+TEST(SagaAggregate, HistoryWrittenWithFewerAttemptsFoldsTheSameUnderMore) {
+  // --max-attempts 2: the reservation gives up after 2 timeouts and is released.
+  Saga saga(OrderSagaDefinition({.max_attempts = 2}));
+  saga.Place();
+  saga.Expire();
+  saga.Expire();
+  ASSERT_EQ(saga.state().phase, SagaPhase::kCompensating);
+  saga.Reply(Step::kReleaseStock, true);
+  ASSERT_EQ(saga.state().status, OrderStatus::kNotOk);
+
+  for (int32_t attempts : {1, 3, 10}) {
+    SCOPED_TRACE(attempts);
+    EXPECT_EQ(Fold(OrderSagaDefinition({.max_attempts = attempts}), saga.log()), saga.state());
+  }
+}
+
+TEST(SagaAggregate, CompensationPlanComesFromTheEventNotTheDefinition) {
+  Saga saga;
+  saga.Place();
+  saga.Reply(Step::kReserveStock, true);
+  saga.Reply(Step::kCharge, false, "declined");
+  // A definition in which nothing is compensatable folds the same recorded plan.
+  SagaDefinition without_compensations = OrderSagaDefinition();
+  for (StepDefinition& step : without_compensations.steps) step.compensation.reset();
+  const SagaState state = Fold(without_compensations, saga.log());
+  EXPECT_EQ(state.phase, SagaPhase::kCompensating);
+  EXPECT_EQ(state.to_compensate, std::vector<Step>{Step::kReleaseStock});
+  EXPECT_EQ(state, saga.state());
+}
+
+TEST(SagaAggregate, HistoryRecordedBeforeOutcomesFoldsAsBefore) {
+  // Events of schema version 1 carry no outcome: they fold with the
+  // definition, as the orchestrator that wrote them did.
+  Saga saga;
+  saga.Place();
+  saga.Expire();
+  saga.Expire();
+  saga.Expire();  // the last of 3 attempts: release
+  saga.Reply(Step::kReleaseStock, true);
+  const std::vector<SagaEvent> legacy = AsRecordedBeforeOutcomes(saga.log());
+  EXPECT_EQ(Fold(saga.def(), legacy), saga.state());
+
+  Saga declined;
+  declined.Place();
+  declined.Reply(Step::kReserveStock, true);
+  declined.Reply(Step::kCharge, false, "declined");
+  declined.Reply(Step::kReleaseStock, true);
+  EXPECT_EQ(Fold(declined.def(), AsRecordedBeforeOutcomes(declined.log())), declined.state());
+}
+
+TEST(SagaAggregate, RecordsTheOutcomeOfEveryReplyAndTimeout) {
+  Saga saga(OrderSagaDefinition({.max_attempts = 2}));
+  saga.Place();
+  saga.Expire();
+  saga.Reply(Step::kReserveStock, true);
+  saga.Reply(Step::kCharge, true);
+  saga.Expire();
+  saga.Expire();
+  std::vector<std::pair<StepOutcome, Step>> outcomes;
+  for (const SagaEvent& event : saga.log()) {
+    if (const auto* r = std::get_if<StepReplied>(&event.body)) outcomes.emplace_back(r->outcome, r->step);
+    if (const auto* t = std::get_if<StepTimedOut>(&event.body)) outcomes.emplace_back(t->outcome, t->step);
+  }
+  EXPECT_EQ(outcomes, (std::vector<std::pair<StepOutcome, Step>>{{StepOutcome::kRetry, Step::kReserveStock},
+                                                                  {StepOutcome::kSucceeded, Step::kReserveStock},
+                                                                  {StepOutcome::kSucceeded, Step::kCharge},
+                                                                  {StepOutcome::kRetry, Step::kNotify},
+                                                                  {StepOutcome::kNoted, Step::kNotify}}));
+  EXPECT_EQ(saga.state().status, OrderStatus::kOk);
 }
 
 TEST(SagaAggregate, DecideIsDeterministic) {

@@ -8,7 +8,7 @@
 /// The orchestrator records Decision::events on orders.saga.events and sends
 /// Decision::commands / final_status in the same Kafka transaction, then folds
 /// the events with Apply. Replaying the event log with Apply rebuilds every saga.
-/// Decide is deterministic given (state, input, now): `replay --verify` relies on it.
+/// Decide is deterministic given (state, input, now): `sagaflow replay --verify` relies on it.
 ///
 /// Rules (interpreting a SagaDefinition):
 /// - OrderPlaced on a new saga: SagaStarted + StepRequested(first step, attempt 1).
@@ -55,6 +55,12 @@ struct Decision {
 
 /// Folds one event into the state. Unknown or out-of-place events are
 /// applied as recorded (the log is the truth); never throws.
+/// A function of the events alone: every decision (the deadline, whether a
+/// timeout was the last attempt, the compensation plan) is in the event
+/// (StepRequested::deadline_ms, StepReplied/StepTimedOut::outcome and
+/// ::compensations). `def` is read only for events recorded before schema
+/// version 2, whose outcome is kUnrecorded: those fold as they did then, with
+/// the definition's step kinds and policy.
 SagaState Apply(const SagaDefinition& def, SagaState state, const SagaEvent& event);
 
 /// Decides what an input means for a saga. Pure and deterministic.

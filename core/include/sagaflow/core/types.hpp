@@ -99,16 +99,36 @@ struct StepRequested {
   TimeMs deadline_ms = 0;
   bool operator==(const StepRequested&) const = default;
 };
+/// What a reply or a timeout did to the saga. Decided by Decide and recorded
+/// in the event, so that Apply needs no configuration to fold it.
+/// kUnrecorded: an event written before schema version 2 (Apply then derives
+/// the outcome from the saga definition, as those versions did).
+enum class StepOutcome : int8_t {
+  kUnrecorded = 0,
+  kSucceeded = 1,     // a forward step succeeded
+  kRetry = 2,         // a timeout with attempts left: the same step is asked again
+  kNoted = 3,         // a retriable step failed for good: noted, the saga carries on
+  kCompensate = 4,    // the saga starts compensating; `compensations` is the plan
+  kAcknowledged = 5,  // a compensation was acknowledged
+};
+std::string_view ToString(StepOutcome outcome);  // "unrecorded", "succeeded", "retry", ...
+
 struct StepReplied {
   Step step = Step::kUnknown;
   int32_t attempt = 0;
   bool ok = false;
   std::string detail;
+  StepOutcome outcome = StepOutcome::kUnrecorded;
+  /// With kCompensate: the compensations to run, in order.
+  std::vector<Step> compensations;
   bool operator==(const StepReplied&) const = default;
 };
 struct StepTimedOut {
   Step step = Step::kUnknown;
   int32_t attempt = 0;
+  StepOutcome outcome = StepOutcome::kUnrecorded;
+  /// With kCompensate: the compensations to run, in order.
+  std::vector<Step> compensations;
   bool operator==(const StepTimedOut&) const = default;
 };
 struct SagaEnded {
@@ -229,6 +249,9 @@ struct Message {
   TimeMs produced_at_ms = 0;
   uint16_t schema_version = 1;
   Payload payload;
+  /// On a saga snapshot: every saga in flight when it was written has its
+  /// first event at or after this offset of its saga-events partition (-1: not said).
+  int64_t events_watermark = -1;
   bool operator==(const Message&) const = default;
 };
 

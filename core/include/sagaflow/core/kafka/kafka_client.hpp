@@ -18,6 +18,8 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
+#include <string_view>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -137,6 +139,10 @@ int32_t PartitionOf(std::string_view key, int32_t partitions);
 /// The current end (high watermark) of every partition of `topic`.
 core::Result<OffsetMap> EndOffsets(const KafkaConfig& config, const std::string& topic);
 
+/// The offset of the first record of each partition of `topic` whose
+/// timestamp is at or after `time_ms` (the partition's end where none is).
+core::Result<OffsetMap> OffsetsForTime(const KafkaConfig& config, const std::string& topic, int64_t time_ms);
+
 /// Reads every committed record of `topic` from `start` (missing partitions
 /// start at the beginning) up to the end of each partition as of the call,
 /// calling `fn` for each. Returns the next offset of every partition.
@@ -146,5 +152,24 @@ core::Result<OffsetMap> ReadToEnd(const KafkaConfig& config, const std::string& 
                                   const std::function<void(const Record&)>& fn,
                                   const std::function<void(int64_t)>& progress = {},
                                   const std::vector<int32_t>& only_partitions = {});
+
+/// A record handed out by ReadBulk: views into the client's buffers, valid
+/// only during the call that receives it.
+struct RecordView {
+  int32_t partition = 0;
+  int64_t offset = 0;
+  int64_t timestamp_ms = 0;
+  std::string_view key;
+  std::string_view value;
+};
+
+/// ReadToEnd for reading a whole big topic once (sagaflow replay, export):
+/// large fetches and prefetch queue, records handed over in batches without
+/// copying, `progress(records read, records expected)` after every batch
+/// (expected counts offsets, so transaction markers make it an upper bound).
+/// Returns the next offset of every partition.
+core::Result<OffsetMap> ReadBulk(const KafkaConfig& config, const std::string& topic, const OffsetMap& start,
+                                 const std::function<void(std::span<const RecordView>)>& fn,
+                                 const std::function<void(int64_t, int64_t)>& progress = {});
 
 }  // namespace sagaflow::kafka

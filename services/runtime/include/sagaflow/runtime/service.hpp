@@ -65,6 +65,9 @@ struct ServiceOptions {
   bool sync_writes = false;
   /// Least time between the starts of two transactions of one task.
   int commit_interval_ms = 0;
+  /// A file holding the token that admin requests (fault injection, restock)
+  /// must send as "Authorization: Bearer <token>". Empty: those endpoints are off.
+  std::string admin_token_file;
   std::map<std::string, std::string> kafka_properties;
 };
 
@@ -112,6 +115,10 @@ class Service {
   kafka::KafkaConfig kafka_config() const { return {options_.brokers, options_.kafka_properties}; }
   /// A new unique message id.
   std::string NewMessageId(const std::string& kind, core::OrderId saga) const;
+  /// For admin routes: nullopt when `request` carries the admin token;
+  /// otherwise the answer to give (403 when admin endpoints are off, 401 for
+  /// a missing or wrong token).
+  std::optional<HttpResponse> DenyUnlessAdmin(const HttpRequest& request) const;
 
   virtual std::vector<std::string> InputTopics() const = 0;
   virtual std::vector<Changelog> Changelogs() const = 0;
@@ -128,6 +135,7 @@ class Service {
  private:
   friend class ServiceTask;  // writes the store after its commits
   core::Status CheckCoPartitioned();
+  core::Status LoadAdminToken();
   /// Calls `fn` until it succeeds, fails for good, or the start-up deadline passes.
   core::Status Retrying(const std::string& what, const std::function<core::Status()>& fn);
 
@@ -138,6 +146,7 @@ class Service {
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<eventstore::ProjectionStore> store_;
   int32_t partitions_ = 0;
+  std::string admin_token_;
   std::unique_ptr<core::TaskEngine> engine_;
   HttpServer http_;
   std::thread loop_;
@@ -177,12 +186,16 @@ class ServiceTask : public core::TaskHandler {
   virtual void ApplyChangelog(const Changelog& changelog, const kafka::Record& record, eventstore::WriteSet& out);
   /// Drops any per-iteration state of the subclass after an abort.
   virtual void OnAbortedHook() {}
-  /// Called after the staged writes were committed to the store.
-  virtual void OnCommittedHook() {}
+  /// Called after the staged writes were committed to the store, with where
+  /// each record produced in the transaction landed (in produce order).
+  virtual void OnCommittedHook(const std::vector<kafka::Delivered>& delivered) {}
 
   /// Produces `message` to a changelog topic and stages its effect.
   void EmitChangelog(core::TxContext& tx, const Changelog& changelog, const std::string& key,
                      const core::Message& message);
+  /// Stages a local write that no changelog record carries (e.g. derived
+  /// state); committed with the transaction's other writes.
+  void StageLocal(std::string key, std::string value) { staged_.Put(std::move(key), std::move(value)); }
   /// Produces `message` (commands, replies) keyed by `key`.
   void Emit(core::TxContext& tx, const std::string& topic, const std::string& key, const core::Message& message);
   /// Sends `record` to the dead-letter topic with `reason`; the loop moves on.
@@ -193,6 +206,8 @@ class ServiceTask : public core::TaskHandler {
   std::optional<std::string> Get(const std::string& key) const;
   /// Records changelog offsets as applied without applying anything.
   core::Status MarkApplied(const eventstore::OffsetMap& offsets);
+  /// Writes `writes` and applied `offsets` to the store at once (for a restore done by hand).
+  core::Status CommitLocal(const eventstore::WriteSet& writes, const eventstore::OffsetMap& offsets);
   /// The partitions this task reads and writes ({} for all).
   std::vector<int32_t> OwnPartitions() const;
 
