@@ -69,7 +69,9 @@ Processor::Processor(ProcessorOptions options, ProcessorHandler& handler, Metric
 Processor::~Processor() = default;
 
 Status Processor::Connect(std::chrono::milliseconds timeout) {
-  auto producer = kafka::TransactionalProducer::Open(options_.kafka, options_.transactional_id, timeout);
+  auto producer = options_.producer_factory
+                      ? options_.producer_factory(options_.kafka, options_.transactional_id, timeout)
+                      : kafka::TransactionalProducer::Open(options_.kafka, options_.transactional_id, timeout);
   if (!producer.ok()) return producer.error();
   producer_ = std::move(producer.value());
   Log()->info("{}: transactional producer ready (transactional.id={})", options_.service,

@@ -286,23 +286,29 @@ int main(int argc, char** argv) {
   dlq_redrive->add_flag("--all", redrive_all, "Every dead letter that matches --reason/--topic");
 
   bench::LoadOptions load;
-  std::string bench_json;
-  double bench_timeout_s = 60;
-  auto* bench_cmd = app.add_subcommand("bench", "Drive orders through a running system: sagas/s and latency");
-  bench_cmd->add_option("--order-url", load.order_url, "Order service base URL")->capture_default_str();
-  bench_cmd->add_option("--orders", load.orders, "Orders to place")
-      ->check(CLI::Range(int64_t{1}, int64_t{100'000'000}))
+  std::string bench_json, bench_chart;
+  double bench_timeout_s = 60, bench_duration_s = 0;
+  auto* bench_cmd = app.add_subcommand(
+      "bench", "Drive orders through a running system (loopback only): sagas/s, latency percentiles, CPU per saga");
+  bench_cmd->add_option("--order-url", load.order_url, "Order service base URL (127.0.0.1 or localhost)")
       ->capture_default_str();
-  bench_cmd->add_option("--concurrency", load.concurrency, "Orders in flight at once")
+  auto* bench_orders = bench_cmd->add_option("--orders", load.orders, "Orders to place (default 1000 unless --duration-s)")
+      ->check(CLI::Range(int64_t{1}, int64_t{100'000'000}));
+  bench_cmd->add_option("--duration-s", bench_duration_s, "Seconds to place orders for (with --orders: whichever ends first)")
+      ->check(CLI::Range(0.1, 86'400.0));
+  bench_cmd->add_option("--concurrency", load.concurrency, "Closed loop: orders in flight at once")
       ->check(CLI::Range(1, 10'000))
       ->capture_default_str();
-  bench_cmd->add_option("--connections", load.connections, "HTTP requests in flight at once (all orders)")
-      ->check(CLI::Range(1, 10'000))
+  bench_cmd->add_option("--rate", load.rate, "Open loop: orders per second, latency from each order's due time")
+      ->check(CLI::Range(0.001, 1'000'000.0));
+  bench_cmd->add_option("--connections", load.connections, "Open loop: keep-alive connections that send the orders")
+      ->check(CLI::Range(1, 4'096))
       ->capture_default_str();
   bench_cmd->add_option("--timeout-s", bench_timeout_s, "Seconds an order may take before it fails")
       ->check(CLI::Range(0.1, 86'400.0))
       ->capture_default_str();
   bench_cmd->add_option("--json", bench_json, "Also write the results as JSON to FILE");
+  bench_cmd->add_option("--chart", bench_chart, "Also draw throughput, latency and CPU over time as SVG to FILE");
   bench_cmd->add_option("--items", load.items, "Distinct item ids (fewer = more contention)")
       ->check(CLI::Range(int64_t{1}, int64_t{1'000'000'000}))
       ->capture_default_str();
@@ -322,8 +328,10 @@ int main(int argc, char** argv) {
 
   if (*bench_cmd) {
     load.timeout = std::chrono::milliseconds(static_cast<int64_t>(bench_timeout_s * 1000));
+    load.duration = std::chrono::milliseconds(static_cast<int64_t>(bench_duration_s * 1000));
+    if (bench_orders->count() == 0) load.orders = load.duration.count() > 0 ? 0 : 1000;
     if (auto error = bench::Validate(load)) return app.exit(CLI::ValidationError(*error));
-    return bench::RunBenchCommand(load, bench_json);
+    return bench::RunBenchCommand(load, bench_json, bench_chart);
   }
 
   if (*replay_cmd) {

@@ -25,7 +25,6 @@
 // fails (Harness's destructor); on failure the logs are kept and their tails printed.
 
 #include <gtest/gtest.h>
-#include <httplib.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -54,6 +53,7 @@
 #include "sagaflow/core/kafka/kafka_client.hpp"
 #include "sagaflow/core/topics.hpp"
 #include "sagaflow/core/types.hpp"
+#include "sagaflow/runtime/http_client.hpp"
 
 #ifndef SAGAFLOW_BIN_DIR
 #error "SAGAFLOW_BIN_DIR must name the directory of the sagaflow binary"
@@ -178,16 +178,12 @@ struct HttpAnswer {
 };
 
 HttpAnswer Http(int port, const std::string& method, const std::string& path, const std::string& body = "",
-                const httplib::Headers& headers = {}, time_t read_timeout_s = 10) {
-  httplib::Client client("127.0.0.1", port);
-  client.set_connection_timeout(2, 0);
-  client.set_read_timeout(read_timeout_s, 0);
-  client.set_write_timeout(5, 0);
-  auto res = method == "POST" ? client.Post(path.c_str(), headers, body, "application/json")
-                              : client.Get(path.c_str(), headers);
+                const std::map<std::string, std::string>& headers = {}, int timeout_s = 10) {
+  runtime::HttpClient client("127.0.0.1", port);
+  auto res = client.Request(method, path, body, headers, std::chrono::seconds(timeout_s + 2));
   HttpAnswer a;
   if (!res) {
-    a.error = httplib::to_string(res.error());
+    a.error = res.error().message;
     return a;
   }
   a.status = res->status;
@@ -525,12 +521,9 @@ class Load {
 
  private:
   void Worker() {
-    httplib::Client client("127.0.0.1", port_);
-    // A refused connection fails at once; a slow one is given time (SYNs
-    // dropped while 50 clients connect at once are resent after 1 s).
-    client.set_connection_timeout(5, 0);
-    client.set_read_timeout(15, 0);  // the order service answers 503 after 10 s
-    client.set_write_timeout(5, 0);
+    // A refused connection fails at once; an answer is given time (the order
+    // service answers 503 after 10 s).
+    runtime::HttpClient client("127.0.0.1", port_);
     const auto n = static_cast<int>(plan_.size());
     const int last_part = n - std::max(1, n / 5);
     while (true) {
@@ -548,19 +541,19 @@ class Load {
     }
   }
 
-  void Send(httplib::Client& client, int i) {
+  void Send(runtime::HttpClient& client, int i) {
     const auto& order = plan_[i];
     const auto body = order.body.dump();
-    const httplib::Headers headers = {{"Idempotency-Key", order.idempotency_key}};
+    const std::map<std::string, std::string> headers = {{"Idempotency-Key", order.idempotency_key}};
     const auto deadline = Clock::now() + 300s;
     auto backoff = 50ms;
     std::string last;
     while (true) {
       result_.posts.fetch_add(1);
-      auto res = client.Post("/neworder", headers, body, "application/json");
+      auto res = client.Request("POST", "/neworder", body, headers, 20s);
       std::string reason;
       if (!res) {
-        reason = "transport: " + httplib::to_string(res.error());
+        reason = "transport: " + res.error().message;
       } else if (res->status == 200) {
         auto j = json::parse(res->body, nullptr, false);
         if (j.is_object() && j.contains("order_id") && j["order_id"].is_number_integer()) {

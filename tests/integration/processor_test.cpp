@@ -97,7 +97,7 @@ TEST(Processor, AbortsAFailedTransactionAndProcessesTheSameInputAgain) {
   const bool copied = WaitFor([&] { return handler.committed_.load() >= 1; }, 60s);
   engine.Stop();
   loop.join();
-  EXPECT_EQ(tasks_made.load(), 1);
+  EXPECT_GE(tasks_made.load(), 1);
   ASSERT_TRUE(copied) << "the input was never copied after the failed attempt";
 
   EXPECT_EQ(handler.aborted_.load(), 1);

@@ -1,6 +1,5 @@
 #include "support/test_system.hpp"
 
-#include <httplib.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -10,6 +9,7 @@
 #include <thread>
 
 #include "sagaflow/notification/notification_service.hpp"
+#include "sagaflow/runtime/http_client.hpp"
 #include "sagaflow/orchestrator/orchestrator_service.hpp"
 #include "sagaflow/payment/payment_service.hpp"
 #include "sagaflow/warehouse/warehouse_service.hpp"
@@ -247,29 +247,12 @@ HttpReply HttpCall(int p, const std::string& method, const std::string& path, co
                    const std::string& content_type, const std::map<std::string, std::string>& headers) {
   HttpReply reply;
   const std::string service = "port " + std::to_string(p);
-  httplib::Client client("127.0.0.1", p);
-  client.set_connection_timeout(5, 0);
-  client.set_read_timeout(30, 0);
-  client.set_write_timeout(30, 0);
-  httplib::Headers h;
-  for (const auto& [k, v] : headers) h.emplace(k, v);
-  httplib::Result result{nullptr, httplib::Error::Unknown};
-  if (method == "GET") {
-    result = client.Get(path, h);
-  } else if (method == "POST") {
-    result = client.Post(path, h, body, content_type);
-  } else if (method == "PUT") {
-    result = client.Put(path, h, body, content_type);
-  } else if (method == "DELETE") {
-    result = client.Delete(path, h, body, content_type);
-  } else if (method == "PATCH") {
-    result = client.Patch(path, h, body, content_type);
-  } else {
-    reply.error = "unsupported method " + method;
-    return reply;
-  }
+  runtime::HttpClient client("127.0.0.1", p);
+  auto h = headers;
+  if (!body.empty() && !content_type.empty()) h["Content-Type"] = content_type;
+  auto result = client.Request(method, path, body, h, std::chrono::seconds(35));
   if (!result) {
-    reply.error = method + " " + path + " on " + service + ": " + httplib::to_string(result.error());
+    reply.error = method + " " + path + " on " + service + ": " + result.error().message;
     return reply;
   }
   reply.status = result->status;

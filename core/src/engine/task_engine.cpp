@@ -157,6 +157,7 @@ struct TaskEngine::Impl {
   void StartTask(Task& task) {
     ProcessorOptions po;
     po.kafka = options.kafka;
+    po.producer_factory = options.producer_factory;
     po.transactional_id = options.transactional_id_prefix + "-" + TaskName(task.id_);
     po.max_batch = options.max_batch;
     po.commit_interval = options.commit_interval;
@@ -272,7 +273,10 @@ Status TaskEngine::Run() {
   kafka::RebalanceListener listener;
   listener.on_assigned = [&d](const std::vector<kafka::TopicPartition>& p) { d.OnAssigned(p); };
   listener.on_revoked = [&d](const std::vector<kafka::TopicPartition>& p, bool lost) { d.OnRevoked(p, lost); };
-  auto consumer = kafka::GroupConsumer::Open(d.options.kafka, d.options.group_id, d.options.input_topics, listener);
+  auto consumer =
+      d.options.consumer_factory
+          ? d.options.consumer_factory(d.options.kafka, d.options.group_id, d.options.input_topics, listener)
+          : kafka::GroupConsumer::Open(d.options.kafka, d.options.group_id, d.options.input_topics, listener);
   if (!consumer.ok()) return consumer.error();
   d.consumer = std::move(consumer.value());
   Log()->info("{}: consuming {} topic(s) as group {}, {}", d.options.service, d.options.input_topics.size(),

@@ -279,8 +279,8 @@ class SagaTask final : public runtime::ServiceTask {
     }
     out.Put(EventKey(message->saga_id, state.version), record.value);
     state = core::Apply(service_.definition(), std::move(state), *event);
-    // During the catch-up, keep snap/ in step with the events in every batch
-    // written, so a catch-up that stops half-way resumes from consistent states.
+    // During the restore, keep snap/ in step with the events in every batch
+    // written, so a restore that stops half-way resumes from consistent states.
     // While serving, Handle() writes the snapshot once per input instead.
     if (catching_up_) {
       out.Put("snap/" + core::SagaKey(message->saga_id),
@@ -400,7 +400,6 @@ class SagaTask final : public runtime::ServiceTask {
   }
 
  private:
-  // The saga's state as this iteration sees it; loaded into dirty_ on first touch.
   // The saga's phase as this iteration sees it, without loading it for work.
   SagaPhase PhaseOf(core::OrderId id) const {
     if (auto it = dirty_.find(id); it != dirty_.end()) return it->second.phase;
@@ -409,6 +408,7 @@ class SagaTask final : public runtime::ServiceTask {
     return stored ? stored->phase : SagaPhase::kNotStarted;
   }
 
+  // The saga's state as this iteration sees it; loaded into dirty_ on first touch.
   SagaState& Working(core::OrderId id) {
     if (auto it = dirty_.find(id); it != dirty_.end()) return it->second;
     SagaState state;

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <unordered_map>
 
 #include "sagaflow/runtime/order_json.hpp"
 
@@ -14,14 +15,21 @@ using runtime::HttpError;
 using runtime::HttpRequest;
 using runtime::HttpResponse;
 
+// Long polls (GET /orders/{id}?wait=S) wait at most this long, and at most
+// this many at once; event streams (GET /orders/events) at most this many.
+constexpr int64_t kMaxWaitSeconds = 60;
+constexpr size_t kMaxWaiters = 100'000;
+constexpr size_t kMaxEventStreams = 64;
+
 struct NewOrder {
   core::Order order;
   std::string idempotency_key;
   std::shared_ptr<std::atomic<bool>> abandoned = std::make_shared<std::atomic<bool>>(false);
+  runtime::HttpResponder responder;  // answered once the order is committed
 };
 
 struct Accepted {
-  int status = 200;  // 200 accepted (or replayed by idempotency key), 409 conflict
+  int status = 200;  // 200 accepted (or replayed by idempotency key), 409 conflict, 422 key reused
   core::OrderId order_id = 0;
   std::string error;
 };
@@ -56,22 +64,65 @@ class OrderService final : public runtime::Service {
   std::unique_ptr<runtime::ServiceTask> CreateTask(int32_t task) override;
 
   void AddRoutes(runtime::HttpServer& http) override {
-    http.Route("POST", "/neworder", [this](const HttpRequest& req) { return PostOrder(req); });
-    http.Route("GET", R"(/orders/(\d+))", [this](const HttpRequest& req) {
-      auto r = runtime::DecodeStored<core::OrderRecord>(store().Get("order/" + req.captures[0]));
-      if (!r) return HttpResponse::Error(404, "no order " + req.captures[0]);
-      return HttpResponse::Json(runtime::OrderRecordToJson(*r));
-    });
+    // Both answer later without holding a thread: POST /neworder once its
+    // transaction committed, a long poll once the order's final status did.
+    http.RouteDeferred("POST", "/neworder",
+                       [this](const HttpRequest& req, runtime::HttpResponder responder) { PostOrder(req, responder); });
+    http.RouteDeferred("GET", R"(/orders/(\d+))",
+                       [this](const HttpRequest& req, runtime::HttpResponder responder) { GetOrder(req, responder); });
+    http.RouteDeferred("GET", "/orders/events",
+                       [this](const HttpRequest&, runtime::HttpResponder responder) { OpenEvents(responder); });
     http.Route("GET", "/orders", [this](const HttpRequest& req) { return ListOrders(req); });
   }
 
+ public:
+  static HttpResponse AcceptedResponse(const Accepted& result) {
+    if (result.status != 200) return HttpResponse::Error(result.status, result.error);
+    return HttpResponse::Json({{"order_id", result.order_id},
+                               {"status", static_cast<int>(core::OrderStatus::kProcess)},
+                               {"status_text", core::ToString(core::OrderStatus::kProcess)}});
+  }
+
+  // After a task's commit (its thread): answers the long polls of the orders
+  // that became final and tells the event streams.
+  void Announce(const std::vector<core::OrderRecord>& finished) {
+    std::vector<std::pair<runtime::HttpResponder, std::string>> answers;
+    std::vector<runtime::HttpEventStream> streams;
+    {
+      std::lock_guard lock(waiters_mu_);
+      for (const auto& r : finished) {
+        auto it = waiters_.find(r.order.order_id);
+        if (it == waiters_.end()) continue;
+        const std::string body = runtime::OrderRecordToJson(r).dump();
+        for (auto& w : it->second) answers.emplace_back(std::move(w.responder), body);
+        waiter_count_ -= it->second.size();
+        waiters_.erase(it);
+      }
+      streams = streams_;
+    }
+    for (auto& [responder, body] : answers) responder.Send(HttpResponse{200, std::move(body), "application/json"});
+    if (streams.empty()) return;
+    for (const auto& r : finished) {
+      const std::string data = json{{"order_id", r.order.order_id},
+                                    {"status", static_cast<int>(r.status)},
+                                    {"status_text", core::ToString(r.status)},
+                                    {"detail", r.detail},
+                                    {"idempotency_key", r.idempotency_key},
+                                    {"accepted_at_ms", r.accepted_at_ms},
+                                    {"finished_at_ms", r.finished_at_ms}}
+                                   .dump(-1, ' ', false, json::error_handler_t::replace);
+      for (const auto& s : streams) s.Send("final", data);
+    }
+  }
+
  private:
-  HttpResponse PostOrder(const HttpRequest& req) {
+  void PostOrder(const HttpRequest& req, const runtime::HttpResponder& responder) {
     auto body = runtime::ParseJsonBody(req);
     NewOrder request;
     request.order = runtime::OrderFromJson(body);
     request.idempotency_key = req.Header("Idempotency-Key");
     if (request.idempotency_key.size() > 200) throw HttpError{400, "Idempotency-Key is longer than 200 characters"};
+    request.responder = responder;
     auto abandoned = request.abandoned;
     // The task that owns the order's partition records it; a retried key goes
     // to the same task, which sees the first attempt even before it commits.
@@ -83,29 +134,95 @@ class OrderService final : public runtime::Service {
     } else {
       task = static_cast<int32_t>(next_task_.fetch_add(1) % static_cast<uint64_t>(partitions()));
     }
-    auto future = QueueOf(task).Push(std::move(request));
-    if (future.wait_for(options_.accept_timeout) != std::future_status::ready) {
+    // The task answers after the commit; if that does not happen in time the
+    // order is given up (the task skips it if it has not taken it yet) and 503
+    // tells the client to retry with its key.
+    const auto timeout = options_.accept_timeout;
+    responder.OnTimeout(timeout, [abandoned, timeout] {
       abandoned->store(true);
-      return HttpResponse::Error(503, "the order could not be recorded within " +
-                                          std::to_string(options_.accept_timeout.count()) +
+      return HttpResponse::Error(503, "the order could not be recorded within " + std::to_string(timeout.count()) +
                                           " ms: Kafka is unavailable; retry later (with the same Idempotency-Key)");
+    });
+    (void)QueueOf(task).Push(std::move(request));
+  }
+
+  static bool IsFinal(core::OrderStatus s) { return s == core::OrderStatus::kOk || s == core::OrderStatus::kNotOk; }
+
+  std::optional<core::OrderRecord> ReadOrder(core::OrderId id) const {
+    return runtime::DecodeStored<core::OrderRecord>(store().Get(OrderKey(id)));
+  }
+
+  // GET /orders/{id}[?wait=SECONDS]: with a wait, answers as soon as the order
+  // is final, or with its state as it is when the wait runs out. A waiter holds
+  // no thread: it is a responder in waiters_, completed by Announce.
+  void GetOrder(const HttpRequest& req, const runtime::HttpResponder& responder) {
+    const auto& id_text = req.captures.at(0);
+    int64_t wait = 0;
+    if (req.query.count("wait")) wait = runtime::ParseIntParam(req.Query("wait"), 0, kMaxWaitSeconds, "wait");
+    core::OrderId id = 0;
+    try {
+      id = std::stoll(id_text);
+    } catch (...) {
+      throw HttpError{404, "no order " + id_text};
     }
-    auto result = future.get();
-    if (result.status != 200) return HttpResponse::Error(result.status, result.error);
-    return HttpResponse::Json({{"order_id", result.order_id},
-                               {"status", static_cast<int>(core::OrderStatus::kProcess)},
-                               {"status_text", core::ToString(core::OrderStatus::kProcess)}});
+    auto current = ReadOrder(id);
+    if (!current) throw HttpError{404, "no order " + id_text};
+    if (wait == 0 || IsFinal(current->status)) {
+      responder.Send(HttpResponse::Json(runtime::OrderRecordToJson(*current)));
+      return;
+    }
+    uint64_t ticket = 0;
+    {
+      std::lock_guard lock(waiters_mu_);
+      if (waiter_count_ >= kMaxWaiters) throw HttpError{503, "too many clients are waiting; retry later"};
+      ticket = ++next_ticket_;
+      waiters_[id].push_back({ticket, responder});
+      ++waiter_count_;
+    }
+    // Registered first, read again second: a final status committed in
+    // between is either seen here or announced to the waiter.
+    current = ReadOrder(id);
+    if (current && IsFinal(current->status)) {
+      Unwait(id, ticket);
+      responder.Send(HttpResponse::Json(runtime::OrderRecordToJson(*current)));
+      return;
+    }
+    responder.OnTimeout(std::chrono::seconds(wait), [this, id, ticket] {
+      Unwait(id, ticket);
+      auto r = ReadOrder(id);
+      if (!r) return HttpResponse::Error(404, "no order " + std::to_string(id));
+      return HttpResponse::Json(runtime::OrderRecordToJson(*r));
+    });
+  }
+
+  void Unwait(core::OrderId id, uint64_t ticket) {
+    std::lock_guard lock(waiters_mu_);
+    auto it = waiters_.find(id);
+    if (it == waiters_.end()) return;
+    auto& list = it->second;
+    for (auto w = list.begin(); w != list.end(); ++w) {
+      if (w->ticket == ticket) {
+        list.erase(w);
+        --waiter_count_;
+        break;
+      }
+    }
+    if (list.empty()) waiters_.erase(it);
+  }
+
+  // GET /orders/events: a server-sent-events stream with one "final" event
+  // per order whose final status is committed from now on.
+  void OpenEvents(const runtime::HttpResponder& responder) {
+    std::lock_guard lock(waiters_mu_);
+    std::erase_if(streams_, [](const runtime::HttpEventStream& s) { return !s.open(); });
+    if (streams_.size() >= kMaxEventStreams) {
+      throw HttpError{503, "too many event streams are open (" + std::to_string(kMaxEventStreams) + ")"};
+    }
+    streams_.push_back(responder.StartEvents());
   }
 
   HttpResponse ListOrders(const HttpRequest& req) {
-    int64_t limit = 100;
-    const auto limit_text = req.Query("limit", "100");
-    try {
-      limit = std::stoll(limit_text);
-    } catch (...) {
-      throw HttpError{400, "limit must be a number from 1 to 1000, got '" + limit_text + "'"};
-    }
-    if (limit < 1 || limit > 1000) throw HttpError{400, "limit must be from 1 to 1000"};
+    const int64_t limit = runtime::ParseIntParam(req.Query("limit", "100"), 1, 1000, "limit");
     const auto status_text = req.Query("status");
     std::optional<int> status;
     if (!status_text.empty()) {
@@ -130,6 +247,16 @@ class OrderService final : public runtime::Service {
   std::mutex queues_mu_;
   std::map<int32_t, std::unique_ptr<Queue>> queues_;
   std::atomic<uint64_t> next_task_{0};
+
+  struct Waiter {
+    uint64_t ticket;
+    runtime::HttpResponder responder;
+  };
+  std::mutex waiters_mu_;
+  std::unordered_map<core::OrderId, std::vector<Waiter>> waiters_;
+  size_t waiter_count_ = 0;
+  uint64_t next_ticket_ = 0;
+  std::vector<runtime::HttpEventStream> streams_;
 };
 
 // Records the new orders and the final statuses of one partition.
@@ -166,6 +293,7 @@ class OrderTask final : public runtime::ServiceTask {
       r->steps = final_status->steps;
       r->finished_at_ms = core::NowMs();
       Put(tx, *r);
+      finished_.push_back(*r);
       metrics().Add("orders_finished_total", 1, "status=\"" + std::string(core::ToString(r->status)) + "\"");
       log().info("saga={} final status {}{}{}", message->saga_id, core::ToString(r->status),
                  r->detail.empty() ? "" : ": ", r->detail);
@@ -181,11 +309,17 @@ class OrderTask final : public runtime::ServiceTask {
   }
 
   void OnCommittedHook(const std::vector<kafka::Delivered>&) override {
-    for (auto& [item, result] : in_flight_) item.promise->set_value(result);
+    for (auto& [item, result] : in_flight_) {
+      item.request.responder.Send(OrderService::AcceptedResponse(result));
+      item.promise->set_value(result);
+    }
     in_flight_.clear();
+    if (!finished_.empty()) service_.Announce(finished_);
+    finished_.clear();
   }
 
   void OnAbortedHook() override {
+    finished_.clear();
     std::vector<Queue::Item> again;
     for (auto& [item, result] : in_flight_) again.push_back(std::move(item));
     in_flight_.clear();
@@ -197,7 +331,16 @@ class OrderTask final : public runtime::ServiceTask {
   Accepted Accept(core::TxContext& tx, NewOrder& request) {
     if (!request.idempotency_key.empty()) {
       if (auto existing = Get("idem/" + request.idempotency_key)) {
-        return {200, std::stoll(*existing), ""};
+        const core::OrderId id = std::stoll(*existing);
+        // A retry must be the same order; a different body under a used key is a client bug.
+        auto first = runtime::DecodeStored<core::OrderRecord>(Get(OrderKey(id)));
+        core::Order asked = request.order;
+        if (asked.order_id == 0 && first) asked.order_id = first->order.order_id;
+        if (first && !(asked == first->order)) {
+          return {422, id, "Idempotency-Key '" + request.idempotency_key + "' was used for a different order (" +
+                               std::to_string(id) + "); use a new key for a new order"};
+        }
+        return {200, id, ""};
       }
     }
     auto& order = request.order;
@@ -244,6 +387,7 @@ class OrderTask final : public runtime::ServiceTask {
 
   OrderService& service_;
   std::vector<std::pair<Queue::Item, Accepted>> in_flight_;
+  std::vector<core::OrderRecord> finished_;  // final statuses of the open transaction
   uint64_t counter_ = 0;
   core::OrderId last_id_ = 0;
 };

@@ -29,7 +29,10 @@ std::string String(const json& body, const char* field) {
   auto it = body.find(field);
   if (it == body.end() || it->is_null()) return "";
   if (!it->is_string()) Bad(std::string("field \"") + field + "\" must be a string, got " + it->type_name());
-  return it->get<std::string>();
+  auto value = it->get<std::string>();
+  // Would be cut short by C-string handling downstream (logs, some tools): refuse it here.
+  if (value.find('\0') != std::string::npos) Bad(std::string("field \"") + field + "\" must not contain a NUL character");
+  return value;
 }
 
 }  // namespace

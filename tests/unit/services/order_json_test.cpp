@@ -72,6 +72,15 @@ TEST(OrderJson, RejectsNonObjectBody) {
   EXPECT_REJECTED_NAMING(json::array(), "expected a JSON object");
 }
 
+TEST(OrderJson, RejectsANulCharacterInAString) {
+  json body = Reference();
+  body["created_at"] = std::string("2023-11-01\0T16:35", 16);
+  EXPECT_REJECTED_NAMING(body, "created_at");
+  body = Reference();
+  body["detail"] = std::string("a\0b", 3);
+  EXPECT_REJECTED_NAMING(body, "NUL");
+}
+
 TEST(OrderJson, RejectsMissingItems) {
   json body = Reference();
   body.erase("items");

@@ -21,6 +21,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -81,8 +82,14 @@ class RecordSource {
   virtual kafka::GroupConsumer& consumer() = 0;
 };
 
+/// Makes a task's transactional producer (tests put fakes here).
+using ProducerFactory = std::function<Result<std::unique_ptr<kafka::TransactionalProducer>>(
+    const kafka::KafkaConfig& config, const std::string& transactional_id, std::chrono::milliseconds init_timeout)>;
+
 struct ProcessorOptions {
   kafka::KafkaConfig kafka;
+  /// Empty: kafka::TransactionalProducer::Open.
+  ProducerFactory producer_factory;
   std::string transactional_id;
   size_t max_batch = 2000;
   /// Stop consuming new input while this many records are deferred.

@@ -2,22 +2,34 @@
 /// The end-to-end load driver behind `sagaflow bench`: places orders on a
 /// running sagaflow system over REST and measures how long each saga takes.
 ///
-/// Closed loop: `concurrency` workers each POST /neworder, then poll
-/// GET /orders/{id} until the status is final (3 OK, 4 NOT OK) or the
-/// per-order timeout passes, then place the next order, until `orders` have
-/// been placed. End-to-end latency runs from the start of the POST to the
-/// poll that first sees the final status. Polls are spaced elapsed/20 apart
-/// (between poll_min and poll_max), so the observed latency overshoots the
-/// true one by at most ~5% plus one GET round trip; the order service's own
-/// accepted_at -> finished_at span (millisecond clock, no polling) is reported
-/// alongside as `server` latency.
+/// Two ways to load:
+///   - closed loop (`concurrency` C, the default): C workers each place an
+///     order, wait for its final status, and place the next one. Latency runs
+///     from the start of the POST.
+///   - open loop (`rate` R > 0): order i is due at start + i/R whatever the
+///     system does; `connections` senders POST the orders as they fall due.
+///     Latency runs from the due time, so a system (or driver) that falls
+///     behind shows it as latency instead of hiding it (no coordinated
+///     omission).
+/// The run ends after `orders` orders or `duration`, whichever comes first
+/// (at least one of them is set), or when `stop` is set; then the orders in
+/// flight are followed to their end, each for at most `timeout`.
 ///
-/// Bounded: it stops by itself after `orders` orders (or after `stop` is set),
-/// each followed for at most `timeout`. It talks only to `order_url`.
+/// Final statuses are not polled: one server-sent-events stream
+/// (GET /orders/events) announces each order that ends, matched to ours by
+/// the Idempotency-Key the driver gives every order. Orders the stream did not
+/// announce in time (it was interrupted, say) get one GET each at the end.
+/// HTTP connections are kept alive.
 ///
-/// Thread safety: RunLoad may be called from any thread, also concurrently
-/// (each call has its own workers and connections). The progress callback is
-/// called from a reporter thread RunLoad owns, never concurrently with itself.
+/// Latencies go into log-bucketed histograms (LatencyHistogram), overall and
+/// per second of the run; the per-second figures, the machine's CPU use (from
+/// /proc/stat) and the throughput make the timeline that `--chart` draws.
+///
+/// Bounded: it stops by itself, and talks only to the loopback address.
+///
+/// Thread safety: RunLoad may be called from any thread, also concurrently.
+/// The progress callback is called from a thread RunLoad owns, never
+/// concurrently with itself.
 
 #include <atomic>
 #include <chrono>
@@ -28,21 +40,24 @@
 #include <string_view>
 #include <vector>
 
+#include "sagaflow/bench/latency_histogram.hpp"
+
 namespace sagaflow::bench {
 
 struct LoadOptions {
-  /// Base URL of the order service: http://host:port (no path, no https).
+  /// Base URL of the order service: http://127.0.0.1:PORT or http://localhost:PORT.
   std::string order_url = "http://127.0.0.1:8281";
-  /// Orders to place in total.
+  /// Orders to place in total; 0 = no limit (then `duration` must be set).
   int64_t orders = 1000;
-  /// Orders in flight at once (worker threads).
+  /// How long to place orders; 0 = no limit (then `orders` must be set).
+  std::chrono::milliseconds duration{0};
+  /// Closed loop: orders in flight at once (ignored when `rate` > 0).
   int concurrency = 20;
-  /// HTTP requests in flight at once, over all workers (one connection per
-  /// request). The order service's HTTP server has 8 threads and a listen
-  /// backlog of 5; more simultaneous connections than that measure its
-  /// accept queue (1 s SYN retries) instead of the sagas.
-  int connections = 6;
-  /// How long one order may take, POST to final status, before it counts as timed out.
+  /// Open loop: orders per second; 0 = closed loop.
+  double rate = 0;
+  /// Open loop: HTTP connections that send the due orders.
+  int connections = 64;
+  /// How long one order may take, due time to final status, before it counts as timed out.
   std::chrono::milliseconds timeout{60'000};
   /// Items are drawn from ids [first_item_id, first_item_id + items): fewer
   /// ids mean more orders reserve the same item (stock contention).
@@ -53,12 +68,8 @@ struct LoadOptions {
   int max_quantity = 2;
   /// Seed of the order generator (same seed, same orders).
   uint64_t seed = 1;
-  /// Bounds of the poll spacing (see the file comment).
-  std::chrono::milliseconds poll_min{5};
-  std::chrono::milliseconds poll_max{200};
   /// false: a POST that fails (connection error, 5xx) fails the order.
-  /// true: it is retried with the same Idempotency-Key until the order's timeout
-  /// (for runs across restarts; never places an order twice).
+  /// true: it is retried with the same Idempotency-Key until the order's timeout.
   bool retry = false;
   /// Spacing of progress callbacks.
   std::chrono::milliseconds progress_interval{2'000};
@@ -84,20 +95,20 @@ struct OrderResult {
   int64_t index = 0;     // 0-based position in the run
   int64_t order_id = 0;  // 0 if the POST never succeeded
   Outcome outcome = Outcome::kTimeout;
-  int final_status = 0;  // last status seen (0 = none)
+  int final_status = 0;  // 0 = none seen
   std::string detail;    // the order's detail, or what went wrong
-  double post_ms = -1;   // POST /neworder round trip
-  double latency_ms = -1;  // POST start -> final status observed
+  double post_ms = -1;     // POST /neworder round trip
+  double latency_ms = -1;  // due time (open loop) or POST start (closed loop) -> final status seen
   double server_ms = -1;   // accepted_at -> finished_at as the order service recorded them
-  int polls = 0;
 };
 
-/// Nearest-rank percentiles over a set of millisecond values (0 when empty).
+/// Percentiles of a set of millisecond values (0 when empty), from a LatencyHistogram.
 struct LatencyStats {
   int64_t count = 0;
-  double min = 0, mean = 0, p50 = 0, p90 = 0, p99 = 0, max = 0;
+  double min = 0, mean = 0, p50 = 0, p95 = 0, p99 = 0, p999 = 0, max = 0;
 };
-LatencyStats ComputeLatencyStats(std::vector<double> values_ms);
+/// `h` holds microseconds.
+LatencyStats StatsOf(const LatencyHistogram& h);
 
 /// Where the run happened (read from the local machine).
 struct MachineInfo {
@@ -109,6 +120,13 @@ struct MachineInfo {
 };
 MachineInfo CollectMachineInfo();
 
+/// The whole machine's CPU time so far, from the first line of /proc/stat.
+struct CpuTimes {
+  double busy_s = 0;  // user + nice + system + irq + softirq + steal
+  double idle_s = 0;  // idle + iowait
+};
+std::optional<CpuTimes> ReadCpuTimes();
+
 /// A progress snapshot.
 struct Progress {
   int64_t sent = 0;  // POSTs started
@@ -118,6 +136,17 @@ struct Progress {
   double elapsed_s = 0;
   double rate = 0;      // finished orders/s over the last interval
   double avg_rate = 0;  // finished orders/s since the start
+  double p50_ms = 0, p99_ms = 0;  // end-to-end, over the last interval
+  double cpu_percent = 0;         // machine CPU busy over the last interval (100 = every core)
+};
+
+/// One second of the run (by the time orders completed).
+struct TimelinePoint {
+  double t_s = 0;         // end of the second, from the start of the run
+  int64_t sent = 0;       // POSTs started in it
+  int64_t completed = 0;  // orders whose final status was seen in it
+  double p50_ms = 0, p99_ms = 0, max_ms = 0;  // end-to-end latency of those
+  double cpu_percent = -1;                    // machine CPU busy (100 = every core); -1 unknown
 };
 
 struct LoadResult {
@@ -133,15 +162,23 @@ struct LoadResult {
   int64_t timeouts = 0;
   int64_t failed() const { return http_errors + timeouts; }
   int64_t completed() const { return ok + not_ok; }
-  bool stopped_early = false;  // `stop` was set before every order was placed
+  /// Completed orders whose end the event stream missed (found by the final GET); no latency.
+  int64_t completed_unobserved = 0;
+  bool stopped_early = false;  // `stop` was set before the run's end
   /// First POST to last order finished.
   double wall_s = 0;
   /// completed() / wall_s.
   double sagas_per_s = 0;
+  /// Orders per second actually sent (open loop: should match the rate).
+  double sent_per_s = 0;
+  /// The machine's CPU busy time over the run, and per completed saga (-1 if /proc/stat is unreadable).
+  double cpu_busy_s = -1;
+  double cpu_ms_per_saga = -1;
   /// Over completed orders (OK and NOT OK).
   LatencyStats latency;
   LatencyStats server_latency;
   LatencyStats post_latency;
+  std::vector<TimelinePoint> timeline;
   /// Every order placed, in index order.
   std::vector<OrderResult> orders;
 };
@@ -150,19 +187,23 @@ struct LoadResult {
 /// unreachable order service come back as LoadResult::error.
 LoadResult RunLoad(const LoadOptions& options, const std::function<void(const Progress&)>& on_progress = {});
 
-/// The human report: options, machine, outcomes, throughput, latency table.
+/// The human report: options, machine, outcomes, throughput, CPU, latency table.
 std::string FormatReport(const LoadResult& result);
-/// One progress line ("bench: 4.0 s  sent 180/1000  done 160  in flight 20  42.0/s (avg 40.0/s)").
-std::string FormatProgress(const Progress& progress, int64_t total);
-/// The result as JSON: the report's fields plus every order's outcome.
+/// One progress line.
+std::string FormatProgress(const Progress& progress, const LoadOptions& options);
+/// The result as JSON: the report's fields, the timeline, and every order's
+/// outcome (orders only when at most 100,000 were sent).
 std::string ToJson(const LoadResult& result);
+/// An SVG chart of the timeline: completed sagas/s (and sent/s), end-to-end
+/// p50/p99 latency, and machine CPU, over time.
+std::string ToSvgChart(const LoadResult& result);
 
-/// `sagaflow bench`: runs the load with progress lines on stderr every
-/// progress_interval, prints the report on stdout, writes ToJson to
-/// `json_path` if not empty. SIGINT/SIGTERM stop placing orders (the report
+/// `sagaflow bench`: runs the load with progress lines on stderr, prints the
+/// report on stdout, writes ToJson to `json_path` and ToSvgChart to
+/// `chart_path` if not empty. SIGINT/SIGTERM stop placing orders (the report
 /// still comes). Returns the process exit status: 0 when every order
 /// completed (OK or NOT OK), 1 when some failed or timed out, 2 when the run
-/// could not start or the JSON file could not be written.
-int RunBenchCommand(LoadOptions options, const std::string& json_path);
+/// could not start or a file could not be written.
+int RunBenchCommand(LoadOptions options, const std::string& json_path, const std::string& chart_path = "");
 
 }  // namespace sagaflow::bench

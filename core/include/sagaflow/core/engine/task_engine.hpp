@@ -51,8 +51,16 @@ class TaskHandler : public ProcessorHandler {
   virtual Status Restore() = 0;
 };
 
+/// Makes the engine's group consumer (tests put fakes here).
+using ConsumerFactory = std::function<Result<std::unique_ptr<kafka::GroupConsumer>>(
+    const kafka::KafkaConfig& config, const std::string& group_id, const std::vector<std::string>& topics,
+    kafka::RebalanceListener listener)>;
+
 struct TaskEngineOptions {
   kafka::KafkaConfig kafka;
+  /// Empty: kafka::GroupConsumer::Open and kafka::TransactionalProducer::Open.
+  ConsumerFactory consumer_factory;
+  ProducerFactory producer_factory;
   std::string group_id;
   /// Task t writes with the transactional id "<prefix>-p<t>" ("<prefix>-all" for a single task).
   std::string transactional_id_prefix;

@@ -7,7 +7,8 @@
 /// State (RocksDB, a fold of the compacted changelog orders.order.orders):
 ///   order/<order_id>  OrderRecord (order, status, detail, step history)
 ///   idem/<key>        order id accepted under an Idempotency-Key header
-/// REST: POST /neworder, GET /orders/{id}, GET /orders?status=&limit=.
+/// REST: POST /neworder, GET /orders/{id}[?wait=SECONDS] (long poll), GET /orders?status=&limit=,
+/// GET /orders/events (server-sent events: one "final" event per order that ends).
 
 #include <chrono>
 #include <memory>
