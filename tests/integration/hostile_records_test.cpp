@@ -87,7 +87,9 @@ TEST_F(HostileRecords, ANegativeQuantityIsDeadLetteredAndTheWarehouseKeepsServin
   EXPECT_EQ(order.value("status", 0), 3) << order.dump(2);
   auto stock = sys.Stock();
   auto it = stock.find(77);
-  if (it != stock.end()) EXPECT_EQ(it->second.reserved, 0);
+  if (it != stock.end()) {
+    EXPECT_EQ(it->second.reserved, 0);
+  }
   EXPECT_EQ(sys.Get("warehouse", "/").status, 200);
 }
 
