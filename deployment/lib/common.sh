@@ -90,7 +90,7 @@ http_ok() {
 }
 
 # proc_is NAME PID: true when PID is alive and is the process NAME ("kafka"
-# for the broker, otherwise a service name). Checking the command line, not
+# for the broker, "kafka-N" for node N of a cluster, otherwise a service name). Checking the command line, not
 # only the pid, keeps a stale pid file that points at a recycled pid from
 # being mistaken for our process. Zombies have an empty command line, so they
 # count as gone.
@@ -99,7 +99,7 @@ proc_is() {
   [[ $pid =~ ^[0-9]+$ ]] || return 1
   cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
   case $name in
-    kafka) [[ $cmd == *" kafka.Kafka "* ]] ;;
+    kafka | kafka-[0-9]*) [[ $cmd == *" kafka.Kafka "* ]] ;; # the broker, or node N of a cluster
     *) [[ $cmd == *sagaflow" $name "* ]] ;;
   esac
 }
