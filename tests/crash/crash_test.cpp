@@ -48,7 +48,7 @@
 #include <thread>
 #include <vector>
 
-#include "crash/process.hpp"
+#include "sagaflow/scenario/process.hpp"
 #include "sagaflow/core/codec.hpp"
 #include "sagaflow/core/kafka/kafka_client.hpp"
 #include "sagaflow/core/topics.hpp"
@@ -64,6 +64,8 @@
 
 namespace sagaflow::crash {
 namespace {
+
+using namespace sagaflow::scenario;
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -360,7 +362,7 @@ class Harness {
     SpawnSpec spec;
     spec.argv = Args(role);
     spec.log_path = s.log;
-    s.pid = crash::Spawn(spec);
+    s.pid = scenario::Spawn(spec);
     s.spawned_at = Clock::now();
   }
 
