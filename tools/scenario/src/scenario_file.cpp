@@ -1,5 +1,7 @@
 #include "sagaflow/scenario/scenario_file.hpp"
 
+#include "sagaflow/core/topics.hpp"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -321,8 +323,19 @@ class Parser {
     if (!node.IsMap()) throw Error(node, "inject must be a mapping: {topic: orders.service.order, count: 2}");
     Keys(node, "inject", {"topic", "count"});
     step.topic = String(Required(node, "topic", "inject"), "inject.topic");
-    if (step.topic.rfind("orders.", 0) != 0) {
-      throw Error(node["topic"], "inject.topic '" + step.topic + "' is not a sagaflow topic (orders.*, without the prefix)");
+    // Only topics a service consumes: a record anywhere else would reach no dead-letter topic.
+    const core::TopicNames names;
+    std::string known;
+    bool found = false;
+    for (const auto* t : {&names.order, &names.status, &names.warehouse_reserve, &names.warehouse_cancel,
+                          &names.warehouse_status, &names.payment_pay, &names.payment_status, &names.notification_send,
+                          &names.notification_status}) {
+      found = found || *t == step.topic;
+      known += (known.empty() ? "" : ", ") + *t;
+    }
+    if (!found) {
+      throw Error(node["topic"], "inject.topic '" + step.topic + "' is not an input topic of a service (without the prefix: " +
+                                     known + ")");
     }
     if (node["count"]) step.count = static_cast<int>(Int(node["count"], "inject.count", 1, 1000));
   }
