@@ -292,7 +292,8 @@ class ScenarioRun {
     // Different loads of one scenario place different orders (the Idempotency-Keys differ too).
     o.seed = step.load.seed + 7919 * loads_.size() + static_cast<uint64_t>(start_ms_);
     o.retry = true;
-    o.progress_interval = 5s;
+    // Often, so that the steps can say how many orders were sent; printed every 5 s.
+    o.progress_interval = 1s;
     o.stop = &load->stop;
     if (auto error = bench::Validate(o)) throw StepFailed{"line " + std::to_string(step.line) + ": load: " + *error};
     Say("load: " + (o.orders > 0 ? std::to_string(o.orders) + " orders" : std::string("orders")) +
@@ -319,12 +320,15 @@ class ScenarioRun {
   }
 
   void PrintProgress() {
+    if (Clock::now() < next_progress_) return;
     std::string p;
     {
       std::lock_guard lock(progress_mu_);
       p.swap(progress_);
     }
-    if (!p.empty()) Say(p);
+    if (p.empty()) return;
+    Say(p);
+    next_progress_ = Clock::now() + 5s;
   }
 
   void FinishLoads() {
@@ -581,6 +585,7 @@ class ScenarioRun {
   std::vector<std::unique_ptr<Load>> loads_;
   std::mutex progress_mu_;
   std::string progress_;
+  Clock::time_point next_progress_;
   std::set<core::OrderId> acknowledged_;
   std::vector<std::pair<std::string, std::string>> injected_;
   size_t reported_exits_ = 0;
