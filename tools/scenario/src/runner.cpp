@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstdio>
 #include <map>
 #include <mutex>
@@ -79,7 +80,9 @@ class ScenarioRun {
     // goes away first so that they stop following their orders at once.
     for (auto& l : loads_) l->stop.store(true);
     backend_.StopSystem(keep || failed_to_run || !result_.passed());
-    JoinLoads();
+    // After a signal the load threads are left alone: they would follow their
+    // orders in flight until the order timeout; RunScenarios ends the process.
+    if (!g_stop.load()) JoinLoads();
     if (!result_.passed()) Say("logs kept: " + backend_.LogHint());
     return result_;
   }
@@ -692,6 +695,13 @@ int RunScenarios(const RunOptions& options, std::ostream& out, std::ostream& err
       ScenarioRun run(s, *backend, log);
       results.push_back(run.Run(options.keep));
       log << FormatResult(results.back()) << std::endl;
+      if (g_stop.load()) {
+        // Interrupted: the services are stopped; stop the broker and end now,
+        // without waiting for the load threads to give up on their orders.
+        backend->Shutdown();
+        err << "sagaflow scenario run: interrupted; everything it started is stopped" << std::endl;
+        std::_Exit(kExitBadInput);
+      }
       if (!results.back().error.empty()) {
         rc = kExitBadInput;
       } else if (!results.back().passed() && rc == kExitPassed) {
