@@ -18,8 +18,8 @@ FUZZ_SECONDS ?= 15
 # The failure scenarios 'make scenarios' runs, and extra options for the runner
 # (e.g. SCENARIO_ARGS='--kafka-port 19700 --http-port-base 18700 --json').
 SCENARIOS ?= $(sort $(wildcard deployment/scenarios/*.yaml))
-# The subset CI runs (make scenarios-ci): two reference settings, a kill, a pause
-# past the deadline, a wiped disk and malformed records; the whole set takes longer.
+# A quicker subset (make scenarios-ci): two reference settings, a kill, a pause
+# past the deadline, a wiped disk and malformed records. CI runs the whole set.
 SCENARIOS_CI := $(addprefix deployment/scenarios/,reference-all-ok.yaml reference-payment-fails.yaml \
   orchestrator-killed.yaml payment-paused.yaml warehouse-wiped.yaml malformed-records.yaml)
 SCENARIO_ARGS ?=
@@ -85,7 +85,7 @@ scenarios: configure kafka-fetch ## run the failure scenarios (deployment/scenar
 	cmake --build $(BUILD_DIR) --target sagaflow
 	$(BUILD_DIR)/bin/sagaflow scenario run $(SCENARIOS) $(SCENARIO_ARGS)
 
-scenarios-ci: configure kafka-fetch ## the CI subset of the failure scenarios (local processes)
+scenarios-ci: configure kafka-fetch ## a quicker subset of the failure scenarios (local processes)
 	cmake --build $(BUILD_DIR) --target sagaflow
 	$(BUILD_DIR)/bin/sagaflow scenario run $(SCENARIOS_CI) $(SCENARIO_ARGS)
 

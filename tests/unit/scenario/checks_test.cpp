@@ -53,7 +53,8 @@ TEST(ScenarioChecks, AHealthyRunPassesEveryCheck) {
     EXPECT_TRUE(r.passed) << r.name << ": " << (r.problems.empty() ? "" : r.problems.front());
     EXPECT_TRUE(r.problems.empty()) << r.name;
   }
-  EXPECT_EQ(CheckAllTerminal(o).numbers, "2 orders: 1 OK, 1 NOT OK, 0 not terminal; 2 acknowledged, 0 lost");
+  EXPECT_EQ(CheckAllTerminal(o).numbers,
+            "2 orders: 1 OK, 1 NOT OK, 0 not terminal; 2 acknowledged, 0 lost, 0 never acknowledged");
 }
 
 TEST(ScenarioChecks, LatestOrdersKeepsTheFinalStatusOverALateDuplicate) {
@@ -70,6 +71,15 @@ TEST(ScenarioChecks, AnOrderInProcessOrAnAcknowledgedOrderMissingFails) {
   ASSERT_EQ(r.problems.size(), 2u);
   EXPECT_EQ(r.problems[0], "order 3 is PROCESS");
   EXPECT_EQ(r.problems[1], "order 4 was acknowledged to its client but is not in the order changelog");
+}
+
+TEST(ScenarioChecks, AnOrderTheClientNeverGotAcknowledgedFails) {
+  auto o = Healthy();
+  o.never_acknowledged = 3;
+  const auto r = CheckAllTerminal(o);
+  EXPECT_FALSE(r.passed);
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_EQ(r.problems[0], "3 order(s) never acknowledged: POST /neworder failed until the client's order timeout");
 }
 
 TEST(ScenarioChecks, StockThatLeaksOrIsNotReleasedFails) {

@@ -73,10 +73,14 @@ CheckResult CheckAllTerminal(const Observation& o) {
       problems.Add("order " + Id(id) + " was acknowledged to its client but is not in the order changelog");
     }
   }
+  if (o.never_acknowledged > 0) {
+    problems.Add(std::to_string(o.never_acknowledged) +
+                 " order(s) never acknowledged: POST /neworder failed until the client's order timeout");
+  }
   const std::string numbers = std::to_string(latest.size()) + " orders: " + std::to_string(ok) + " OK, " +
                               std::to_string(not_ok) + " NOT OK, " + std::to_string(open) + " not terminal; " +
                               std::to_string(o.acknowledged.size()) + " acknowledged, " + std::to_string(lost) +
-                              " lost";
+                              " lost, " + std::to_string(o.never_acknowledged) + " never acknowledged";
   return Finish("all_terminal", numbers, problems, o);
 }
 

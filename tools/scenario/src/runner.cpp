@@ -345,7 +345,11 @@ class ScenarioRun {
       if (!l->result.error.empty()) throw StepFailed{"load: " + l->result.error};
       result_.orders_sent += l->result.sent;
       for (const auto& o : l->result.orders) {
-        if (o.order_id != 0) acknowledged_.insert(o.order_id);
+        if (o.order_id != 0) {
+          acknowledged_.insert(o.order_id);
+        } else {
+          ++never_acknowledged_;
+        }
       }
       Say("load finished: " + std::to_string(l->result.sent) + " sent, " + std::to_string(l->result.ok) + " OK, " +
           std::to_string(l->result.not_ok) + " NOT OK, " + std::to_string(l->result.http_errors) + " never accepted, " +
@@ -495,6 +499,7 @@ class ScenarioRun {
     o.dead_letters = Read<core::DeadLetter>(topics_.dlq, &o.unreadable);
     o.injected = injected_;
     o.acknowledged = acknowledged_;
+    o.never_acknowledged = never_acknowledged_;
     o.stock_before = stock_before_;
     o.stock_after = Stock();
     o.default_stock = s_.system.default_stock;
@@ -590,6 +595,7 @@ class ScenarioRun {
   std::string progress_;
   Clock::time_point next_progress_;
   std::set<core::OrderId> acknowledged_;
+  int64_t never_acknowledged_ = 0;
   std::vector<std::pair<std::string, std::string>> injected_;
   size_t reported_exits_ = 0;
 };
@@ -611,6 +617,7 @@ std::string FormatResult(const ScenarioResult& r) {
   std::string faults;
   for (const auto& [what, n] : r.faults) faults += (faults.empty() ? "" : ", ") + what + (n > 1 ? " x" + std::to_string(n) : "");
   out << "   faults   " << (faults.empty() ? "none" : faults) << "\n";
+  if (r.checks.empty()) return out.str();
   size_t width = 5;
   for (const auto& c : r.checks) width = std::max(width, c.name.size());
   out << "   " << std::string("check") << std::string(width - 5 + 2, ' ') << "result  numbers\n";

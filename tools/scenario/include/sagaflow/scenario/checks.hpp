@@ -43,6 +43,8 @@ struct Observation {
   std::vector<std::pair<std::string, std::string>> injected;
   /// Order ids the clients were given by POST /neworder (an acknowledged order must not be lost).
   std::set<core::OrderId> acknowledged;
+  /// Orders the clients gave up placing (POST /neworder refused or unanswered until their timeout).
+  int64_t never_acknowledged = 0;
   /// The warehouse's stock before and after; an item missing from `before` had `default_stock` available.
   std::map<core::ItemId, ItemStock> stock_before;
   std::map<core::ItemId, ItemStock> stock_after;
@@ -64,7 +66,7 @@ struct CheckResult {
 /// The latest state of each order: order id -> its last changelog record.
 std::map<core::OrderId, core::OrderRecord> LatestOrders(const std::vector<core::OrderRecord>& records);
 
-/// Every order recorded, and every acknowledged one, is OK or NOT OK.
+/// Every order recorded, and every acknowledged one, is OK or NOT OK; every order placed was acknowledged.
 CheckResult CheckAllTerminal(const Observation& o);
 /// Per item: available + reserved is what it was, and reserved grew by the quantity of the OK orders.
 CheckResult CheckStockConserved(const Observation& o);
