@@ -15,8 +15,17 @@ ASAN_BUILD_DIR := build-asan
 FUZZ_BUILD_DIR := build-fuzz
 # Seconds each fuzz target runs (4 targets: a minute in all).
 FUZZ_SECONDS ?= 15
+# The failure scenarios 'make scenarios' runs, and extra options for the runner
+# (e.g. SCENARIO_ARGS='--kafka-port 19700 --http-port-base 18700 --json').
+SCENARIOS ?= $(sort $(wildcard deployment/scenarios/*.yaml))
+# A quicker subset (make scenarios-ci): two reference settings, a kill, a pause
+# past the deadline, a wiped disk and malformed records. CI runs the whole set.
+SCENARIOS_CI := $(addprefix deployment/scenarios/,reference-all-ok.yaml reference-payment-fails.yaml \
+  orchestrator-killed.yaml payment-paused.yaml warehouse-wiped.yaml malformed-records.yaml)
+SCENARIO_ARGS ?=
 
-.PHONY: help deps configure build kafka-fetch test test-unit test-asan fuzz up up-detached down check clean
+.PHONY: help deps configure build kafka-fetch test test-unit test-asan fuzz up up-detached down check clean \
+        scenarios scenarios-ci scenarios-compose
 
 help: ## list the targets
 	@echo "Usage: make TARGET"
@@ -71,6 +80,18 @@ down: ## stop the services and the broker
 
 check: deps ## end-to-end saga scenarios against the running system
 	deployment/check.sh
+
+scenarios: configure kafka-fetch ## run the failure scenarios (deployment/scenarios/) on local processes of their own
+	cmake --build $(BUILD_DIR) --target sagaflow
+	$(BUILD_DIR)/bin/sagaflow scenario run $(SCENARIOS) $(SCENARIO_ARGS)
+
+scenarios-ci: configure kafka-fetch ## a quicker subset of the failure scenarios (local processes)
+	cmake --build $(BUILD_DIR) --target sagaflow
+	$(BUILD_DIR)/bin/sagaflow scenario run $(SCENARIOS_CI) $(SCENARIO_ARGS)
+
+scenarios-compose: configure ## run the failure scenarios on the Docker Compose stack (deployment/docker/compose)
+	cmake --build $(BUILD_DIR) --target sagaflow
+	$(BUILD_DIR)/bin/sagaflow scenario run --backend compose $(SCENARIOS) $(SCENARIO_ARGS)
 
 .PHONY: bench bench-rebuild bench-replay
 BENCH_ARGS ?=

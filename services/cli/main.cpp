@@ -6,6 +6,8 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 
 #include "sagaflow/bench/load_driver.hpp"
@@ -17,6 +19,7 @@
 #include "sagaflow/payment/payment_service.hpp"
 #include "sagaflow/replay/dlq.hpp"
 #include "sagaflow/replay/replay_command.hpp"
+#include "sagaflow/scenario/runner.hpp"
 #include "sagaflow/warehouse/warehouse_service.hpp"
 
 namespace {
@@ -324,7 +327,72 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--seed", load.seed, "Seed of the order generator")->capture_default_str();
   bench_cmd->add_flag("--retry", load.retry, "Retry failed POSTs (same Idempotency-Key)");
 
+  // ---- scenario: failure scenarios (deployment/scenarios/*.yaml) ----
+  scenario::RunOptions scenario_o;
+  int scenario_http_base = 0;
+  int scenario_controller_port = 0;
+  auto* scenario_cmd = app.add_subcommand("scenario", "Failure scenarios: start a system, inject faults, check what survived");
+  scenario_cmd->require_subcommand(1);
+  auto* scenario_run = scenario_cmd->add_subcommand(
+      "run", "Run scenario files (deployment/scenarios/*.yaml); exit 0 all checks passed, 1 a check failed, 2 bad input");
+  scenario_run->add_option("files", scenario_o.files, "Scenario files")->required()->check(CLI::ExistingFile);
+  scenario_run->add_option("--backend", scenario_o.backend, "local (processes) or compose (deployment/docker/compose)")
+      ->check(CLI::IsMember({"local", "compose"}))
+      ->capture_default_str();
+  scenario_run->add_flag("--json", scenario_o.json, "Print the results as JSON on stdout (progress goes to stderr)");
+  scenario_run->add_flag("--keep", scenario_o.keep, "Keep every scenario's data and logs (kept anyway when it fails)");
+  scenario_run->add_option("--repo", scenario_o.local.repo_root, "Repository root (default: found from the binary)");
+  scenario_run->add_option("--var-dir", scenario_o.local.var_dir,
+                           "local: runtime directory (default $SAGAFLOW_VAR/scenarios or <repo>/var/scenarios)");
+  scenario_run->add_option("--kafka-port", scenario_o.local.kafka_port, "local: the broker's port")
+      ->check(CLI::Range(1, 65535))
+      ->capture_default_str();
+  scenario_run->add_option("--kafka-controller-port", scenario_controller_port, "local: the controller's port (default: kafka port + 1)")
+      ->check(CLI::Range(1, 65535));
+  scenario_run->add_option("--http-port-base", scenario_http_base,
+                           "The services' ports are BASE+1 (order) .. BASE+5 (notification); default 18480 local, 8280 compose")
+      ->check(CLI::Range(1, 65530));
+  scenario_run->add_option("--compose-script", scenario_o.compose.script, "compose: the script (default <repo>/deployment/docker/compose)");
+  scenario_run->add_option("--brokers", scenario_o.compose.brokers, "compose: the stack's broker")->capture_default_str();
+  scenario_run->add_option("--admin-token-file", scenario_o.compose.admin_token_file,
+                           "compose: the services' admin token (default $SAGAFLOW_VAR/admin-token or <repo>/var/admin-token)");
+
   CLI11_PARSE(app, argc, argv);
+
+  if (*scenario_run) {
+    core::InitLogging("scenario", "warn");
+    namespace fs = std::filesystem;
+    auto& local = scenario_o.local;
+    if (local.repo_root.empty()) {
+      // build/bin/sagaflow -> the repository; else the current directory.
+      std::error_code ec;
+      const auto exe = fs::read_symlink("/proc/self/exe", ec);
+      const auto from_exe = exe.parent_path().parent_path().parent_path();
+      local.repo_root = !ec && fs::exists(from_exe / "deployment" / "kafka" / "broker") ? from_exe.string()
+                                                                                          : fs::current_path().string();
+    }
+    if (!fs::exists(fs::path(local.repo_root) / "deployment" / "kafka" / "broker")) {
+      std::cerr << "sagaflow scenario run: " << local.repo_root
+                << " is not the sagaflow repository (no deployment/kafka/broker): pass --repo\n";
+      return scenario::kExitBadInput;
+    }
+    const char* var = std::getenv("SAGAFLOW_VAR");
+    const fs::path var_root = var != nullptr && *var != '\0' ? fs::path(var) : fs::path(local.repo_root) / "var";
+    if (local.var_dir.empty()) local.var_dir = (var_root / "scenarios").string();
+    local.sagaflow_binary = fs::read_symlink("/proc/self/exe").string();
+    local.kafka_controller_port = scenario_controller_port > 0 ? scenario_controller_port : local.kafka_port + 1;
+    if (scenario_http_base > 0) {
+      local.http_port_base = scenario_http_base;
+      scenario_o.compose.http_port_base = scenario_http_base;
+    }
+    if (scenario_o.compose.script.empty()) {
+      scenario_o.compose.script = (fs::path(local.repo_root) / "deployment" / "docker" / "compose").string();
+    }
+    if (scenario_o.compose.admin_token_file.empty()) {
+      scenario_o.compose.admin_token_file = (var_root / "admin-token").string();
+    }
+    return scenario::RunScenarios(scenario_o, std::cout, std::cerr);
+  }
 
   if (*bench_cmd) {
     load.timeout = std::chrono::milliseconds(static_cast<int64_t>(bench_timeout_s * 1000));

@@ -1,4 +1,4 @@
-#include "crash/process.hpp"
+#include "sagaflow/scenario/process.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -18,7 +18,7 @@
 
 extern char** environ;
 
-namespace sagaflow::crash {
+namespace sagaflow::scenario {
 
 pid_t Spawn(const SpawnSpec& spec) {
   // Everything the child needs is prepared before fork: after fork, in a
@@ -67,7 +67,7 @@ pid_t Spawn(const SpawnSpec& spec) {
     for (long fd = 3; fd < max_fd; ++fd) close(static_cast<int>(fd));
   }
   execve(argv[0], argv.data(), envp.data());
-  const char msg[] = "crash test: execve failed\n";
+  const char msg[] = "sagaflow: execve failed\n";
   (void)!write(2, msg, sizeof(msg) - 1);
   _exit(127);
 }
@@ -172,4 +172,4 @@ std::string Tail(const std::string& path, size_t lines) {
   return out;
 }
 
-}  // namespace sagaflow::crash
+}  // namespace sagaflow::scenario

@@ -1,7 +1,7 @@
 #pragma once
-/// Child processes for the crash test: the sagaflow services run as real
-/// processes so that they can be killed with SIGKILL, and the broker script is
-/// run to completion. Everything here is POSIX (fork/exec, waitpid, kill).
+/// Child processes for the scenario runner and the crash test: the sagaflow
+/// services run as real processes so that they can be killed with SIGKILL,
+/// paused with SIGSTOP, and the broker script is run to completion. Everything here is POSIX (fork/exec, waitpid, kill).
 ///
 /// Thread safety: Spawn, Run, TryReap and KillAndReap are meant to be called
 /// from one thread (the test's main thread). A child spawned with
@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-namespace sagaflow::crash {
+namespace sagaflow::scenario {
 
 struct SpawnSpec {
   /// argv[0] is the program path (no PATH lookup).
@@ -57,4 +57,4 @@ bool PortOpen(int port);
 /// The last `lines` lines of a text file ("" if it cannot be read).
 std::string Tail(const std::string& path, size_t lines);
 
-}  // namespace sagaflow::crash
+}  // namespace sagaflow::scenario
