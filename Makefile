@@ -24,8 +24,9 @@ help: ## list the targets
 	@awk -F':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 	@echo
 	@echo "Scripts behind the targets (each has --help): deployment/install-deps,"
-	@echo "deployment/up, deployment/down, deployment/check.sh, deployment/kafka/broker."
-	@echo "To also delete runtime data: deployment/down --purge"
+	@echo "deployment/up, deployment/down, deployment/check.sh, deployment/kafka/broker,"
+	@echo "deployment/docker/compose."
+	@echo "To also delete runtime data: deployment/down --purge (Compose: deployment/docker/compose down --purge)"
 
 deps: ## install the Debian packages needed to build, run and test
 	deployment/install-deps
@@ -71,6 +72,13 @@ down: ## stop the services and the broker
 
 check: deps ## end-to-end saga scenarios against the running system
 	deployment/check.sh
+
+.PHONY: compose-up compose-down
+compose-up: ## the system under Docker Compose: install and start Docker, build the images offline, start, wait until healthy
+	deployment/docker/compose up
+
+compose-down: ## stop the Compose stack (data volumes kept) and the dockerd compose-up started
+	deployment/docker/compose down
 
 .PHONY: bench bench-rebuild bench-replay
 BENCH_ARGS ?=
