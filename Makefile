@@ -74,10 +74,10 @@ check: deps ## end-to-end saga scenarios against the running system
 	deployment/check.sh
 
 .PHONY: compose-up compose-down
-compose-up: ## the system under Docker Compose: install and start Docker, build the images offline, start, wait until healthy
+compose-up: ## like up-detached, under Docker Compose (images built offline; deployment/docker/compose)
 	deployment/docker/compose up
 
-compose-down: ## stop the Compose stack (data volumes kept) and the dockerd compose-up started
+compose-down: ## remove the Compose containers (data kept), stop the dockerd compose-up started
 	deployment/docker/compose down
 
 .PHONY: bench bench-rebuild bench-replay
