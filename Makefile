@@ -33,8 +33,9 @@ help: ## list the targets
 	@awk -F':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 	@echo
 	@echo "Scripts behind the targets (each has --help): deployment/install-deps,"
-	@echo "deployment/up, deployment/down, deployment/check.sh, deployment/kafka/broker."
-	@echo "To also delete runtime data: deployment/down --purge"
+	@echo "deployment/up, deployment/down, deployment/check.sh, deployment/kafka/broker,"
+	@echo "deployment/docker/compose."
+	@echo "To also delete runtime data: deployment/down --purge (Compose: deployment/docker/compose down --purge)"
 
 deps: ## install the Debian packages needed to build, run and test
 	deployment/install-deps
@@ -92,6 +93,13 @@ scenarios-ci: configure kafka-fetch ## a quicker subset of the failure scenarios
 scenarios-compose: configure ## run the failure scenarios on the Docker Compose stack (deployment/docker/compose)
 	cmake --build $(BUILD_DIR) --target sagaflow
 	$(BUILD_DIR)/bin/sagaflow scenario run --backend compose $(SCENARIOS) $(SCENARIO_ARGS)
+
+.PHONY: compose-up compose-down
+compose-up: ## like up-detached, under Docker Compose (images built offline; deployment/docker/compose)
+	deployment/docker/compose up
+
+compose-down: ## remove the Compose containers (data kept), stop the dockerd compose-up started
+	deployment/docker/compose down
 
 .PHONY: bench bench-rebuild bench-replay
 BENCH_ARGS ?=
