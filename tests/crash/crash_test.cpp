@@ -868,15 +868,17 @@ TEST(CrashTest, KillEveryProcessDuringTheLoadAndTheBrokerAfterIt) {
   if (broker_kill.down_s >= 8) {
     h.SleepUntil(Clock::now() + 3s);
     const auto sent = Clock::now();
+    // The client gives up 5 s after the accept timeout: an endpoint that hangs
+    // instead of refusing fails the status check below.
+    const int probe_deadline_s = static_cast<int>(settings.accept_timeout_ms / 1000) + 5;
     probe_answer = Http(h.port("order"), "POST", "/neworder", probe.body.dump(),
-                        {{"Idempotency-Key", probe.idempotency_key}}, 30);
+                        {{"Idempotency-Key", probe.idempotency_key}}, probe_deadline_s);
     probe_seconds = Seconds(Clock::now() - sent);
     std::cout << Format("crash test: POST /neworder during the outage: HTTP %d after %.1f s: %s",
                         probe_answer.status, probe_seconds, probe_answer.body.c_str())
               << std::endl;
     EXPECT_EQ(probe_answer.status, 503) << probe_answer.body << probe_answer.error;
     EXPECT_TRUE(probe_answer.parsed.is_object() && probe_answer.parsed.contains("error")) << probe_answer.body;
-    EXPECT_LT(probe_seconds, settings.accept_timeout_ms / 1000.0 + 5) << "the order endpoint hung";
   }
   h.SleepUntil(broker_back_at);
   const auto broker_restart = Clock::now();
