@@ -566,7 +566,9 @@ Status CreateTopics(const KafkaConfig& config, const std::vector<core::TopicSpec
 
   std::vector<rd_kafka_NewTopic_t*> new_topics;
   for (const auto& t : topics) {
-    auto* nt = rd_kafka_NewTopic_new(t.name.c_str(), t.partitions, 1, errbuf, sizeof(errbuf));
+    // Replication factor -1: the broker's default.replication.factor, so that one broker (1) and the
+    // three-node cluster (3, with min.insync.replicas=2) each set their own (deployment/kafka/cluster).
+    auto* nt = rd_kafka_NewTopic_new(t.name.c_str(), t.partitions, -1, errbuf, sizeof(errbuf));
     if (nt == nullptr) {
       rd_kafka_NewTopic_destroy_array(new_topics.data(), new_topics.size());
       return Error{Errc::kInvalidArgument, "topic " + t.name + ": " + errbuf};
