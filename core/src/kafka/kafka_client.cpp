@@ -358,6 +358,13 @@ class ConsumerImpl final : public GroupConsumer {
       const auto err = m->err();
       if (err == RdKafka::ERR__TIMED_OUT) break;
       if (err == RdKafka::ERR__PARTITION_EOF) continue;
+      if (err == RdKafka::ERR__FATAL) {
+        std::string reason;
+        const auto code = consumer_->fatal_error(reason);
+        std::lock_guard lock(fatal_mu_);
+        fatal_ = RdKafka::err2str(code) + ": " + reason;
+        break;
+      }
       if (err != RdKafka::ERR_NO_ERROR) {
         Log()->warn("consume: {}", m->errstr());
         break;
@@ -431,6 +438,11 @@ class ConsumerImpl final : public GroupConsumer {
 
   void* NativeHandle() override { return consumer_.get(); }
 
+  std::string FatalError() const override {
+    std::lock_guard lock(fatal_mu_);
+    return fatal_;
+  }
+
  private:
   void PauseOrResume(const std::vector<TopicPartition>& partitions, bool pause) {
     if (partitions.empty()) return;
@@ -443,6 +455,8 @@ class ConsumerImpl final : public GroupConsumer {
 
   Rebalancer rebalancer_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  mutable std::mutex fatal_mu_;
+  std::string fatal_;  // guarded by fatal_mu_
   bool closed_ = false;
 };
 
