@@ -1,5 +1,7 @@
 #include "sagaflow/core/topics.hpp"
 
+#include <stdexcept>
+
 #include "sagaflow/core/result.hpp"
 
 namespace sagaflow::core {
@@ -60,5 +62,69 @@ std::vector<TopicSpec> TopicNames::All(int32_t partitions) const {
 }
 
 std::string SagaKey(OrderId id) { return std::to_string(id); }
+
+std::string GroupIdOf(const std::string& prefix, std::string_view service) {
+  return prefix + "sagaflow-" + std::string(service);
+}
+
+std::string ServiceIdPrefixOf(const std::string& prefix, std::string_view service) {
+  return GroupIdOf(prefix, service) + "-";
+}
+
+std::vector<ServiceAccess> AccessTable(const TopicNames& t) {
+  return {
+      {"order", {t.status, t.order_orders}, {t.order, t.order_orders, t.dlq}},
+      {"orchestrator",
+       {t.order, t.warehouse_status, t.payment_status, t.notification_status, t.saga_events, t.saga_state},
+       {t.warehouse_reserve, t.warehouse_cancel, t.payment_pay, t.notification_send, t.status, t.saga_events,
+        t.saga_state, t.dlq}},
+      {"warehouse",
+       {t.warehouse_reserve, t.warehouse_cancel, t.warehouse_stock, t.warehouse_reservations},
+       {t.warehouse_status, t.warehouse_stock, t.warehouse_reservations, t.dlq}},
+      {"payment", {t.payment_pay, t.payment_payments}, {t.payment_status, t.payment_payments, t.dlq}},
+      {"notification", {t.notification_send, t.notification_sent}, {t.notification_status, t.notification_sent, t.dlq}},
+  };
+}
+
+ServiceAccess AccessOf(const TopicNames& topics, std::string_view service) {
+  for (auto& access : AccessTable(topics)) {
+    if (access.service == service) return access;
+  }
+  throw std::invalid_argument("unknown service '" + std::string(service) + "'");
+}
+
+std::vector<AclBinding> AclBindingsOf(const ServiceAccess& access, const std::string& prefix) {
+  using R = AclBinding::Resource;
+  using O = AclBinding::Operation;
+  const std::string principal = "User:" + access.service;
+  std::vector<AclBinding> out;
+  for (const auto& topic : access.reads) out.push_back({principal, R::kTopic, topic, false, O::kRead});
+  for (const auto& topic : access.writes) out.push_back({principal, R::kTopic, topic, false, O::kWrite});
+  out.push_back({principal, R::kGroup, GroupIdOf(prefix, access.service), false, O::kRead});
+  out.push_back({principal, R::kGroup, ServiceIdPrefixOf(prefix, access.service), true, O::kRead});
+  out.push_back({principal, R::kTransactionalId, ServiceIdPrefixOf(prefix, access.service), true, O::kWrite});
+  out.push_back({principal, R::kCluster, "kafka-cluster", false, O::kIdempotentWrite});
+  return out;
+}
+
+std::vector<AclBinding> AllAclBindings(const TopicNames& topics) {
+  std::vector<AclBinding> out;
+  for (const auto& access : AccessTable(topics)) {
+    auto acls = AclBindingsOf(access, topics.prefix);
+    out.insert(out.end(), acls.begin(), acls.end());
+  }
+  return out;
+}
+
+std::string ToString(const AclBinding& acl) {
+  using R = AclBinding::Resource;
+  using O = AclBinding::Operation;
+  const char* resource = acl.resource == R::kTopic             ? "TOPIC"
+                         : acl.resource == R::kGroup           ? "GROUP"
+                         : acl.resource == R::kTransactionalId ? "TRANSACTIONAL_ID"
+                                                               : "CLUSTER";
+  const char* operation = acl.operation == O::kRead ? "READ" : acl.operation == O::kWrite ? "WRITE" : "IDEMPOTENT_WRITE";
+  return acl.principal + " " + resource + " " + (acl.prefixed ? "PREFIXED " : "LITERAL ") + acl.name + " " + operation;
+}
 
 }  // namespace sagaflow::core

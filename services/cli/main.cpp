@@ -30,7 +30,38 @@ struct Common {
   runtime::ServiceOptions service;
   std::string log_level = "info";
   std::vector<std::string> kafka_properties;
+  std::string kafka_config_file;
 };
+
+constexpr const char* kKafkaPropertyHelp =
+    "Extra librdkafka property key=value (repeatable; wins over --kafka-config-file)";
+constexpr const char* kKafkaConfigFileHelp =
+    "File of librdkafka properties, key=value a line, e.g. security.protocol, sasl.mechanism, sasl.username, "
+    "sasl.password (mode 0600: it holds a password; deployment/up writes one per service under "
+    "$SAGAFLOW_VAR/credentials/)";
+
+// Fills `out` from --kafka-config-file, then --kafka-property; false (after
+// one line on stderr naming `command`) when the file or a property is bad.
+bool LoadKafkaSettings(const std::string& command, const std::string& file, const std::vector<std::string>& properties,
+                       std::map<std::string, std::string>& out) {
+  if (!file.empty()) {
+    auto loaded = kafka::LoadKafkaProperties(file);
+    if (!loaded.ok()) {
+      std::cerr << "sagaflow " << command << ": --kafka-config-file: " << loaded.error().message << "\n";
+      return false;
+    }
+    for (auto& [k, v] : loaded.value()) out[k] = v;
+  }
+  for (const auto& kv : properties) {
+    auto parsed = kafka::ParseKafkaProperty(kv);
+    if (!parsed.ok()) {
+      std::cerr << "sagaflow " << command << ": --kafka-property " << parsed.error().message << "\n";
+      return false;
+    }
+    out[parsed->first] = parsed->second;
+  }
+  return true;
+}
 
 void AddCommon(CLI::App* app, Common& c, int default_port, const std::string& role) {
   app->add_option("--brokers", c.service.brokers, "Kafka bootstrap servers")->capture_default_str();
@@ -57,7 +88,8 @@ void AddCommon(CLI::App* app, Common& c, int default_port, const std::string& ro
                   "File (mode 0600) whose first line is the token admin requests must send as "
                   "'Authorization: Bearer TOKEN' (POST /set, POST /stock); without it they answer 403")
       ->check(CLI::ExistingFile);
-  app->add_option("--kafka-property", c.kafka_properties, "Extra librdkafka property key=value (repeatable)");
+  app->add_option("--kafka-property", c.kafka_properties, kKafkaPropertyHelp);
+  app->add_option("--kafka-config-file", c.kafka_config_file, kKafkaConfigFileHelp);
   app->add_option("--log-level", c.log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
@@ -73,21 +105,9 @@ void AddParticipant(CLI::App* app, runtime::ParticipantOptions& p, std::vector<i
       ->check(CLI::Range(0, 600000));
 }
 
-bool ApplyKafkaProperties(Common& c) {
-  for (const auto& kv : c.kafka_properties) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      std::cerr << "sagaflow: --kafka-property expects key=value, got '" << kv << "'\n";
-      return false;
-    }
-    c.service.kafka_properties[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  return true;
-}
-
 // Runs a service until SIGINT/SIGTERM or a fatal error.
 int Serve(const std::string& role, Common& c, const std::function<std::unique_ptr<runtime::Service>()>& make) {
-  if (!ApplyKafkaProperties(c)) return 2;
+  if (!LoadKafkaSettings(role, c.kafka_config_file, c.kafka_properties, c.service.kafka_properties)) return 2;
   core::InitLogging(role, c.log_level);
   sigset_t signals;
   sigemptyset(&signals);
@@ -122,6 +142,7 @@ struct SourceFlags {
   replay::SourceOptions source;
   std::string since;
   std::vector<std::string> kafka_properties;
+  std::string kafka_config_file;
   // Off: a problem is reported as one line by the command itself.
   std::string log_level = "off";
 };
@@ -136,7 +157,8 @@ void AddSource(CLI::App* app, SourceFlags& f, bool with_file, bool with_since) {
     app->add_option("--since", f.since,
                     "Only sagas started at or after TIME (2026-11-27T06:00:00Z, ms since the epoch, or 2h ago)");
   }
-  app->add_option("--kafka-property", f.kafka_properties, "Extra librdkafka property key=value (repeatable)");
+  app->add_option("--kafka-property", f.kafka_properties, kKafkaPropertyHelp);
+  app->add_option("--kafka-config-file", f.kafka_config_file, kKafkaConfigFileHelp);
   app->add_option("--log-level", f.log_level, "Log level of the Kafka client on stderr")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
       ->capture_default_str();
@@ -145,14 +167,7 @@ void AddSource(CLI::App* app, SourceFlags& f, bool with_file, bool with_since) {
 // Fills in what the flags say; false (after one line on stderr) when a value is bad.
 bool ResolveSource(SourceFlags& f, const char* command) {
   core::InitLogging(command, f.log_level);
-  for (const auto& kv : f.kafka_properties) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      std::cerr << "sagaflow " << command << ": --kafka-property expects key=value, got '" << kv << "'\n";
-      return false;
-    }
-    f.source.kafka_properties[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
+  if (!LoadKafkaSettings(command, f.kafka_config_file, f.kafka_properties, f.source.kafka_properties)) return false;
   if (!f.since.empty()) {
     auto since = replay::ParseTime(f.since, core::NowMs());
     if (!since.ok()) {
@@ -235,6 +250,20 @@ int main(int argc, char** argv) {
   create->add_option("--brokers", brokers, "Kafka bootstrap servers")->capture_default_str();
   create->add_option("--topic-prefix", prefix, "Prefix of every topic name");
   create->add_option("--partitions", partitions, "Partitions per topic")->check(CLI::Range(1, 1000))->capture_default_str();
+  std::vector<std::string> create_properties;
+  std::string create_config_file;
+  create->add_option("--kafka-property", create_properties, kKafkaPropertyHelp);
+  create->add_option("--kafka-config-file", create_config_file,
+                     std::string(kKafkaConfigFileHelp) + "; on a secured broker, the admin's");
+
+  auto* acls = app.add_subcommand("acls", "The Kafka ACLs of each service's principal");
+  acls->require_subcommand(1);
+  auto* acls_print = acls->add_subcommand(
+      "print",
+      "Print every service principal's ACLs, one a line: PRINCIPAL RESOURCE PATTERN NAME OPERATION "
+      "(deployment/kafka/acls apply creates them)");
+  std::string acls_prefix;
+  acls_print->add_option("--topic-prefix", acls_prefix, "Prefix of every topic, group and transactional id");
 
   // ---- replay: the saga history ----
   SourceFlags replay_flags;
@@ -455,9 +484,14 @@ int main(int argc, char** argv) {
     return Serve("notification", notif_c,
                  [&] { return notification::MakeNotification(notif_c.service, WithDelay(notif_o, notif_delay)); });
   }
+  if (*acls_print) {
+    for (const auto& acl : core::AllAclBindings(core::TopicNames(acls_prefix))) std::cout << core::ToString(acl) << "\n";
+    return 0;
+  }
   if (*create) {
     core::InitLogging("topics", "info");
     kafka::KafkaConfig config{brokers, {}};
+    if (!LoadKafkaSettings("topics create", create_config_file, create_properties, config.overrides)) return 2;
     if (auto s = kafka::WaitForBroker(config, std::chrono::seconds(60)); !s.ok()) {
       spdlog::error("{}", s.error().message);
       return 1;

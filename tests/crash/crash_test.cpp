@@ -288,7 +288,8 @@ class Harness {
                 {"SAGAFLOW_KAFKA_PORT", std::to_string(settings_.kafka_port)},
                 {"SAGAFLOW_KAFKA_CONTROLLER_PORT", std::to_string(settings_.controller_port)},
                 {"SAGAFLOW_KAFKA_NODES", std::to_string(settings_.kafka_nodes)},
-                {"SAGAFLOW_KAFKA_LIBS", KafkaLibs().string()}};
+                {"SAGAFLOW_KAFKA_LIBS", KafkaLibs().string()},
+                {"SAGAFLOW_KAFKA_SECURITY", "plaintext"}};
     spec.log_path = log;
     const int rc = Run(spec, timeout);
     if (output != nullptr) {

@@ -7,7 +7,9 @@
 #include "sagaflow/core/log.hpp"
 
 #include <algorithm>
+#include <fstream>
 #include <mutex>
+#include <sys/stat.h>
 #include <set>
 #include <thread>
 
@@ -47,6 +49,27 @@ class EventLogger : public RdKafka::EventCb {
         break;
     }
   }
+};
+
+// An EventLogger that also remembers an authentication failure, so that a
+// wrong password ends the wait for the broker at once with a clear message.
+class AuthWatch : public EventLogger {
+ public:
+  void event_cb(RdKafka::Event& event) override {
+    EventLogger::event_cb(event);
+    if (event.type() == RdKafka::Event::EVENT_ERROR && event.err() == RdKafka::ERR__AUTHENTICATION) {
+      std::lock_guard lock(mu_);
+      failure_ = event.str();
+    }
+  }
+  std::string failure() const {
+    std::lock_guard lock(mu_);
+    return failure_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::string failure_;
 };
 
 EventLogger& SharedEventLogger() {
@@ -497,6 +520,10 @@ Status WaitForBroker(const KafkaConfig& config, std::chrono::milliseconds timeou
   auto conf = MakeConf(config, {});
   if (!conf.ok()) return conf.error();
   std::string err;
+  AuthWatch auth;
+  if (conf.value()->set("event_cb", static_cast<RdKafka::EventCb*>(&auth), err) != RdKafka::Conf::CONF_OK) {
+    return Error{Errc::kInternal, err};
+  }
   std::unique_ptr<RdKafka::Producer> p(RdKafka::Producer::create(conf.value().get(), err));
   if (!p) return Error{Errc::kInvalidArgument, err};
   auto deadline = Clock::now() + timeout;
@@ -506,6 +533,12 @@ Status WaitForBroker(const KafkaConfig& config, std::chrono::milliseconds timeou
     auto code = p->metadata(true, nullptr, &md, 2000);
     delete md;
     if (code == RdKafka::ERR_NO_ERROR) return Status::Ok();
+    p->poll(0);  // serves the error events (an authentication failure among them)
+    if (auto failure = auth.failure(); !failure.empty()) {
+      return Error{Errc::kInvalidArgument,
+                   "the Kafka broker at " + config.brokers + " refused the credentials: " + failure +
+                       " (check sasl.username and sasl.password in --kafka-config-file)"};
+    }
     last = RdKafka::err2str(code);
   } while (Clock::now() < deadline);
   return Error{Errc::kUnavailable,
@@ -514,9 +547,9 @@ Status WaitForBroker(const KafkaConfig& config, std::chrono::milliseconds timeou
                true};
 }
 
-Status CreateTopics(const KafkaConfig& config, const std::vector<core::TopicSpec>& topics,
+Status CreateTopics(const KafkaConfig& config, const std::vector<core::TopicSpec>& all_topics,
                     std::chrono::milliseconds timeout) {
-  if (topics.empty()) return Status::Ok();
+  if (all_topics.empty()) return Status::Ok();
   auto conf = MakeConf(config, {});
   if (!conf.ok()) return conf.error();
   std::string err;
@@ -524,6 +557,26 @@ Status CreateTopics(const KafkaConfig& config, const std::vector<core::TopicSpec
   if (!p) return Error{Errc::kInvalidArgument, err};
   rd_kafka_t* rk = p->c_ptr();
   char errbuf[512];
+
+  // Only the missing topics are created: a principal without the right to
+  // create topics (a service under ACLs) then needs none when they exist.
+  std::vector<core::TopicSpec> topics;
+  {
+    RdKafka::Metadata* md_raw = nullptr;
+    const auto code = p->metadata(true, nullptr, &md_raw, static_cast<int>(timeout.count()));
+    std::unique_ptr<RdKafka::Metadata> md(md_raw);
+    if (code != RdKafka::ERR_NO_ERROR) {
+      return Error{Errc::kUnavailable, "listing the topics: " + RdKafka::err2str(code), true};
+    }
+    std::set<std::string> existing;
+    for (const auto* t : *md->topics()) {
+      if (t->err() == RdKafka::ERR_NO_ERROR) existing.insert(t->topic());
+    }
+    for (const auto& t : all_topics) {
+      if (!existing.contains(t.name)) topics.push_back(t);
+    }
+  }
+  if (topics.empty()) return Status::Ok();
 
   std::vector<rd_kafka_NewTopic_t*> new_topics;
   for (const auto& t : topics) {
@@ -563,6 +616,13 @@ Status CreateTopics(const KafkaConfig& config, const std::vector<core::TopicSpec
       auto code = rd_kafka_topic_result_error(results[i]);
       if (code == RD_KAFKA_RESP_ERR_NO_ERROR) {
         Log()->info("created topic {}", rd_kafka_topic_result_name(results[i]));
+      } else if (code == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+                 code == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED) {
+        status = Error{Errc::kInvalidArgument,
+                       std::string("topic ") + rd_kafka_topic_result_name(results[i]) +
+                           " is missing and this principal may not create topics: create them as the admin "
+                           "(sagaflow topics create --kafka-config-file <admin credentials>)"};
+        break;
       } else if (code != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
         status = Error{Errc::kUnavailable,
                        std::string("creating topic ") + rd_kafka_topic_result_name(results[i]) + ": " +
@@ -589,7 +649,7 @@ struct Watermarks {
 
 core::Result<std::unique_ptr<RdKafka::KafkaConsumer>> MakeReader(const KafkaConfig& config) {
   // A group id is required by the KafkaConsumer API; nothing is ever committed with it.
-  auto conf = MakeConf(config, {{"group.id", "sagaflow-reader"},
+  auto conf = MakeConf(config, {{"group.id", config.reader_group},
                                 {"enable.auto.commit", "false"},
                                 {"enable.auto.offset.store", "false"},
                                 {"enable.partition.eof", "true"},
@@ -835,6 +895,48 @@ core::Result<OffsetMap> ReadBulk(const KafkaConfig& config, const std::string& t
   if (!status.ok()) return status.error();
   for (const auto& [partition, offset] : next_by_partition) next[{topic, partition}] = offset;
   return next;
+}
+
+}  // namespace sagaflow::kafka
+
+namespace sagaflow::kafka {
+
+core::Result<std::pair<std::string, std::string>> ParseKafkaProperty(std::string_view line) {
+  const auto eq = line.find('=');
+  auto trim = [](std::string_view v) {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == '\r')) v.remove_suffix(1);
+    return std::string(v);
+  };
+  if (eq == std::string_view::npos || trim(line.substr(0, eq)).empty()) {
+    return Error{Errc::kInvalidArgument, "expected key=value, got '" + std::string(line) + "'"};
+  }
+  return std::pair{trim(line.substr(0, eq)), trim(line.substr(eq + 1))};
+}
+
+core::Result<std::map<std::string, std::string>> LoadKafkaProperties(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return Error{Errc::kInvalidArgument, "Kafka config file " + path + " does not exist"};
+  }
+  if (!S_ISREG(st.st_mode)) return Error{Errc::kInvalidArgument, "Kafka config file " + path + " is not a file"};
+  if ((st.st_mode & 077) != 0) {
+    return Error{Errc::kInvalidArgument, "Kafka config file " + path +
+                                             " may hold a password but other users can access it; chmod 600 " + path};
+  }
+  std::ifstream in(path);
+  if (!in) return Error{Errc::kInvalidArgument, "Kafka config file " + path + " cannot be read"};
+  std::map<std::string, std::string> out;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    const auto first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos || line[first] == '#') continue;
+    auto kv = ParseKafkaProperty(line);
+    if (!kv.ok()) return Error{Errc::kInvalidArgument, path + ":" + std::to_string(number) + ": " + kv.error().message};
+    out[kv->first] = kv->second;
+  }
+  if (in.bad()) return Error{Errc::kIoError, "reading Kafka config file " + path + " failed"};
+  return out;
 }
 
 }  // namespace sagaflow::kafka

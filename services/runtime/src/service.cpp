@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <random>
@@ -40,23 +41,21 @@ core::Status Service::Start() {
   auto kafka = kafka_config();
   log_->info("waiting for Kafka at {}", kafka.brokers);
   if (auto s = kafka::WaitForBroker(kafka, kConnectTimeout); !s.ok()) return s;
-  if (auto s = kafka::CreateTopics(kafka, topics_.All(options_.partitions), std::chrono::seconds(30)); !s.ok()) {
-    return s;
-  }
+  if (auto s = kafka::CreateTopics(kafka, OwnTopics(), std::chrono::seconds(30)); !s.ok()) return s;
   // Just-created topics may not have partition leaders yet: retry what can be retried.
   if (auto s = Retrying("reading the topics' partitions", [this] { return CheckCoPartitioned(); }); !s.ok()) return s;
 
   core::TaskEngineOptions eo;
   eo.kafka = kafka;
   eo.service = name_;
-  eo.group_id = options_.topic_prefix + "sagaflow-" + name_;
+  eo.group_id = core::GroupIdOf(options_.topic_prefix, name_);
   eo.input_topics = InputTopics();
   eo.single_task = SingleTask();
   eo.commit_interval = std::chrono::milliseconds(options_.commit_interval_ms);
   // A partition's task keeps its transactional id whichever instance runs it,
   // so the new owner fences the old one. A single task owns all partitions:
   // its id is the instance's.
-  eo.transactional_id_prefix = options_.topic_prefix + "sagaflow-" + name_ +
+  eo.transactional_id_prefix = core::GroupIdOf(options_.topic_prefix, name_) +
                                (eo.single_task ? "-" + options_.instance_id : std::string());
   engine_ = std::make_unique<core::TaskEngine>(eo, [this](int32_t task) { return CreateTask(task); }, metrics_);
 
@@ -78,6 +77,20 @@ core::Status Service::Start() {
   });
   started_.store(true);
   return core::Status::Ok();
+}
+
+std::vector<core::TopicSpec> Service::OwnTopics() const {
+  // Only the topics the service reads or writes (core::AccessTable): under
+  // ACLs, they are the ones its principal may see.
+  const auto access = core::AccessOf(topics_, name_);
+  std::vector<core::TopicSpec> out;
+  for (auto& spec : topics_.All(options_.partitions)) {
+    const auto used = [&](const std::vector<std::string>& names) {
+      return std::find(names.begin(), names.end(), spec.name) != names.end();
+    };
+    if (used(access.reads) || used(access.writes)) out.push_back(std::move(spec));
+  }
+  return out;
 }
 
 bool Service::Ready() const {

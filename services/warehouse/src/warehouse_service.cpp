@@ -18,13 +18,36 @@ constexpr int64_t kMaxQuantity = 1'000'000'000;
 
 struct Restock {
   std::vector<std::pair<core::ItemId, int64_t>> items;
+  /// The client's Idempotency-Key ("" without one).
+  std::string key;
+};
+
+/// What a restock request got: 200 and the levels after it (the first
+/// answer again for a repeated key), or 422 for a key used with other items.
+struct RestockOutcome {
+  int status = 200;
+  std::vector<core::StockLevel> levels;
+  std::string error;
 };
 
 json StockToJson(const core::StockLevel& s) {
   return {{"item_id", s.item_id}, {"available", s.available}, {"reserved", s.reserved}};
 }
 
-using RestockQueue = runtime::LocalQueue<Restock, std::vector<core::StockLevel>>;
+using RestockQueue = runtime::LocalQueue<Restock, RestockOutcome>;
+
+// A restock with an Idempotency-Key is recorded in the reservations changelog
+// (in the transaction that applies it) under "restock:<key>", as a reservation
+// of no order whose detail holds the request and the levels it left, so that
+// a retry (after a 503, or after a restart) answers the same without
+// restocking twice, and a key reused with other items is refused.
+std::string RestockRecordKey(const std::string& key) { return "restock:" + key; }
+
+json RequestJson(const Restock& r) {
+  json items = json::array();
+  for (const auto& [id, quantity] : r.items) items.push_back({id, quantity});
+  return items;
+}
 
 class WarehouseService final : public runtime::Participant {
  public:
@@ -95,10 +118,12 @@ class WarehouseService final : public runtime::Participant {
  private:
   HttpResponse PostStock(const HttpRequest& req) {
     if (auto denied = DenyUnlessAdmin(req)) return *denied;
+    Restock restock;
+    restock.key = req.Header("Idempotency-Key");
+    if (restock.key.size() > 200) throw HttpError{400, "Idempotency-Key is longer than 200 characters"};
     auto body = runtime::ParseJsonBody(req);
     json list = body.contains("items") ? body["items"] : json::array({body});
     if (!list.is_array() || list.empty()) throw HttpError{400, "\"items\" must be a non-empty array"};
-    Restock restock;
     for (const auto& i : list) {
       if (!i.is_object() || !i.contains("item_id") || !i["item_id"].is_number_integer() || !i.contains("quantity") ||
           !i["quantity"].is_number_integer()) {
@@ -113,10 +138,17 @@ class WarehouseService final : public runtime::Participant {
     }
     auto future = restocks_.Push(std::move(restock));
     if (future.wait_for(kRestockTimeout) != std::future_status::ready) {
-      return HttpResponse::Error(503, "the restock was not recorded within 10 s: Kafka is unavailable; retry later");
+      return HttpResponse::Error(
+          503, restock.key.empty()
+                   ? "the restock was not recorded within 10 s and may still be applied later (Kafka is "
+                     "unavailable): send restocks with an Idempotency-Key to retry them safely"
+                   : "the restock was not recorded within 10 s: Kafka is unavailable; retry later with the same "
+                     "Idempotency-Key (it is applied once)");
     }
+    auto outcome = future.get();
+    if (outcome.status != 200) return HttpResponse::Error(outcome.status, outcome.error);
     json items = json::array();
-    for (const auto& level : future.get()) items.push_back(StockToJson(level));
+    for (const auto& level : outcome.levels) items.push_back(StockToJson(level));
     return HttpResponse::Json({{"items", items}});
   }
 
@@ -155,32 +187,67 @@ class WarehouseTask final : public runtime::ParticipantTask {
   void OnIdle(core::TxContext& tx) override {
     ParticipantTask::OnIdle(tx);
     for (auto& item : service_.restocks().Drain()) {
-      std::vector<core::StockLevel> levels;
-      for (const auto& [id, quantity] : item.request.items) {
-        auto level = Stock(id);
-        level.available += quantity;
-        PutStock(tx, level);
-        levels.push_back(level);
-        log().info("restocked item {} by {}: {} available", id, quantity, level.available);
-      }
-      in_flight_.push_back({std::move(item), std::move(levels)});
+      auto outcome = Restocked(item.request);
+      if (!outcome) outcome = ApplyRestock(tx, item.request);
+      in_flight_.push_back({std::move(item), std::move(*outcome)});
     }
   }
 
   void OnCommittedHook(const std::vector<kafka::Delivered>&) override {
-    for (auto& [item, levels] : in_flight_) item.promise->set_value(std::move(levels));
+    for (auto& [item, outcome] : in_flight_) item.promise->set_value(std::move(outcome));
     in_flight_.clear();
   }
 
   void OnAbortedHook() override {
     ParticipantTask::OnAbortedHook();
-    std::vector<runtime::LocalQueue<Restock, std::vector<core::StockLevel>>::Item> again;
+    std::vector<RestockQueue::Item> again;
     for (auto& [item, levels] : in_flight_) again.push_back(std::move(item));
     in_flight_.clear();
     service_.restocks().Requeue(std::move(again));
   }
 
  private:
+  // The recorded outcome of a restock's Idempotency-Key (this transaction's
+  // included), or nothing when it has no key or the key is new.
+  std::optional<RestockOutcome> Restocked(const Restock& request) const {
+    if (request.key.empty()) return std::nullopt;
+    auto record = runtime::DecodeStored<core::Reservation>(Get("reservation/" + RestockRecordKey(request.key)));
+    if (!record) return std::nullopt;
+    const auto recorded = json::parse(record->detail, nullptr, false);
+    if (recorded.is_discarded() || recorded.value("request", json()) != RequestJson(request)) {
+      return RestockOutcome{422, {},
+                            "Idempotency-Key '" + request.key +
+                                "' was used for a restock of other items; use a new key for a new restock"};
+    }
+    RestockOutcome outcome;
+    for (const auto& l : recorded.value("levels", json::array())) {
+      outcome.levels.push_back({l.at("item_id").get<int64_t>(), l.at("available").get<int64_t>(),
+                                l.at("reserved").get<int64_t>()});
+    }
+    return outcome;
+  }
+
+  RestockOutcome ApplyRestock(core::TxContext& tx, const Restock& request) {
+    RestockOutcome outcome;
+    json levels = json::array();
+    for (const auto& [id, quantity] : request.items) {
+      auto level = Stock(id);
+      level.available += quantity;
+      PutStock(tx, level);
+      outcome.levels.push_back(level);
+      levels.push_back(StockToJson(level));
+      log().info("restocked item {} by {}: {} available", id, quantity, level.available);
+    }
+    if (!request.key.empty()) {
+      core::Reservation record{0, ReservationState::kRejected, {}, false,
+                               json{{"request", RequestJson(request)}, {"levels", levels}}.dump(), core::NowMs(),
+                               false};
+      core::Message m{NewMessageId("restock", 0), 0, "", core::NowMs(), 1, record};
+      EmitChangelog(tx, service_.reservations(), RestockRecordKey(request.key), m);
+    }
+    return outcome;
+  }
+
   core::StepReply Reserve(core::TxContext& tx, const core::StepCommand& command, bool fail_on_purpose) {
     const auto& order = command.order;
     core::Reservation r{order.order_id, ReservationState::kRejected, order.items, false, "", core::NowMs(), false};
@@ -267,7 +334,7 @@ class WarehouseTask final : public runtime::ParticipantTask {
   }
 
   WarehouseService& service_;
-  std::vector<std::pair<RestockQueue::Item, std::vector<core::StockLevel>>> in_flight_;
+  std::vector<std::pair<RestockQueue::Item, RestockOutcome>> in_flight_;
 };
 
 WarehouseTask::WarehouseTask(WarehouseService& service, int32_t task)

@@ -3,6 +3,7 @@
 /// a prefix so that several systems (or test runs) share one broker.
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sagaflow/core/types.hpp"
@@ -55,5 +56,51 @@ struct TopicNames {
 
 /// The Kafka key of every record of a saga.
 std::string SagaKey(OrderId id);
+
+/// The consumer group of a service ("<prefix>sagaflow-<service>").
+std::string GroupIdOf(const std::string& prefix, std::string_view service);
+/// What every transactional id and extra group of a service starts with
+/// ("<prefix>sagaflow-<service>-"): its tasks' producers, its changelog reader.
+std::string ServiceIdPrefixOf(const std::string& prefix, std::string_view service);
+
+/// What one service needs on the broker: the source of its principal's ACLs
+/// (see AclBindingsOf) and of the topics it creates when they are missing.
+struct ServiceAccess {
+  /// "order", "orchestrator", "warehouse", "payment", "notification"; also
+  /// the user name of the service's principal.
+  std::string service;
+  /// Its inputs and its changelogs.
+  std::vector<std::string> reads;
+  /// Its outputs, its changelogs and the dead-letter topic.
+  std::vector<std::string> writes;
+};
+
+/// Every service's access, in start order (order, orchestrator, warehouse,
+/// payment, notification).
+std::vector<ServiceAccess> AccessTable(const TopicNames& topics);
+/// The access of `service`; throws std::invalid_argument for an unknown name.
+ServiceAccess AccessOf(const TopicNames& topics, std::string_view service);
+
+/// One ACL: `principal` may do `operation` on the resource.
+struct AclBinding {
+  enum class Resource { kTopic, kGroup, kTransactionalId, kCluster };
+  enum class Operation { kRead, kWrite, kIdempotentWrite };
+  std::string principal;  // "User:payment"
+  Resource resource = Resource::kTopic;
+  std::string name;       // "kafka-cluster" for the cluster
+  bool prefixed = false;  // the name is a prefix (PREFIXED pattern), not the whole name (LITERAL)
+  Operation operation = Operation::kRead;
+};
+
+/// The ACLs of a service's principal (User:<service>): READ on every topic it
+/// reads, WRITE on every topic it writes, READ on its consumer group and on
+/// groups with its id prefix (the changelog reader), WRITE on transactional ids
+/// with its id prefix, IDEMPOTENT_WRITE on the cluster. Nothing else: topic
+/// creation, other topics and other services' groups and ids are refused.
+std::vector<AclBinding> AclBindingsOf(const ServiceAccess& access, const std::string& prefix);
+/// Every service's ACLs.
+std::vector<AclBinding> AllAclBindings(const TopicNames& topics);
+/// "User:payment TOPIC LITERAL orders.service.payment.pay READ".
+std::string ToString(const AclBinding& acl);
 
 }  // namespace sagaflow::core

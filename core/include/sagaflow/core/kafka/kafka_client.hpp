@@ -56,9 +56,24 @@ struct Delivered {
 
 struct KafkaConfig {
   std::string brokers = "127.0.0.1:9092";
-  /// Extra librdkafka properties, applied last (e.g. from --kafka-property k=v).
+  /// Extra librdkafka properties, applied last (e.g. from --kafka-property k=v
+  /// or a --kafka-config-file: security.protocol, sasl.username, ...).
   std::map<std::string, std::string> overrides;
+  /// The group id of the readers (ReadToEnd, EndOffsets, ...), which never
+  /// commit; a service uses one its ACLs allow.
+  std::string reader_group = "sagaflow-reader";
 };
+
+/// Parses one "key=value" (spaces around both trimmed); fails when there is
+/// no '=' or no key.
+core::Result<std::pair<std::string, std::string>> ParseKafkaProperty(std::string_view line);
+
+/// Reads a file of librdkafka properties: "key=value" lines, blank lines and
+/// lines starting with '#' skipped. Fails with a message naming the file (and
+/// the line) when it is missing, not a regular file, accessible to other users
+/// than its owner (it may hold a password: mode 0600), unreadable or malformed.
+core::Result<std::map<std::string, std::string>> LoadKafkaProperties(const std::string& path);
+
 
 /// Creates the topics that do not exist yet (existing ones are left as they
 /// are). Fails with a message naming the topic and the broker's reason.

@@ -112,7 +112,12 @@ class Service {
   int32_t partitions() const { return partitions_; }
   /// The task that owns `key` (a record key such as an order id): its partition.
   int32_t TaskOfKey(std::string_view key) const;
-  kafka::KafkaConfig kafka_config() const { return {options_.brokers, options_.kafka_properties}; }
+  /// The Kafka client settings: brokers, the --kafka-property/--kafka-config-file
+  /// properties, and a reader group with the service's id prefix (its ACLs allow it).
+  kafka::KafkaConfig kafka_config() const {
+    return {options_.brokers, options_.kafka_properties,
+            core::ServiceIdPrefixOf(options_.topic_prefix, name_) + "reader"};
+  }
   /// A new unique message id.
   std::string NewMessageId(const std::string& kind, core::OrderId saga) const;
   /// For admin routes: nullopt when `request` carries the admin token;
@@ -135,6 +140,8 @@ class Service {
  private:
   friend class ServiceTask;  // writes the store after its commits
   core::Status CheckCoPartitioned();
+  /// The topics this service creates when they are missing.
+  std::vector<core::TopicSpec> OwnTopics() const;
   core::Status LoadAdminToken();
   /// Calls `fn` until it succeeds, fails for good, or the start-up deadline passes.
   core::Status Retrying(const std::string& what, const std::function<core::Status()>& fn);
