@@ -242,7 +242,10 @@ class LocalBackend final : public Backend {
     spec.env = {{"SAGAFLOW_VAR", var_.string()},
                 {"SAGAFLOW_KAFKA_PORT", std::to_string(o_.kafka_port)},
                 {"SAGAFLOW_KAFKA_CONTROLLER_PORT", std::to_string(o_.kafka_controller_port)},
-                {"SAGAFLOW_KAFKA_LIBS", KafkaLibs().string()}};
+                {"SAGAFLOW_KAFKA_LIBS", KafkaLibs().string()},
+                // The runner's services connect without credentials (a scenario
+                // tests the saga's guarantees; tests/secured tests the ACLs).
+                {"SAGAFLOW_KAFKA_SECURITY", "plaintext"}};
     spec.log_path = (var_ / "broker-script.log").string();
     // The broker itself must outlive a restart of the script, not the runner's threads.
     spec.die_with_parent = false;
