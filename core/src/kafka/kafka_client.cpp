@@ -733,9 +733,11 @@ class TopicTailImpl final : public TopicTail {
 
   Status Init(const KafkaConfig& config, const std::string& topic, const OffsetMap& start) {
     topic_ = topic;
-    // A tail waits for new records: answer a fetch as soon as one is committed.
+    // A partition's end shows (as an EOF at the offset past its last
+    // transaction marker) only when a fetch comes back empty, after at most
+    // fetch.wait.max.ms: keep it short, as CatchUp waits for that.
     KafkaConfig tuned = config;
-    tuned.overrides.emplace("fetch.wait.max.ms", "100");
+    tuned.overrides.emplace("fetch.wait.max.ms", "10");
     auto reader = MakeReader(tuned);
     if (!reader.ok()) return reader.error();
     consumer_ = std::move(reader.value());

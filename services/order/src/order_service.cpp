@@ -329,8 +329,12 @@ class OrderService final : public runtime::Service {
   // One transactional producer of this instance sends the forwarded requests,
   // a batch per transaction.
   void ForwardLoop() {
-    std::unique_ptr<kafka::TransactionalProducer> producer;
     const std::string txn_id = options().topic_prefix + "sagaflow-order-forward-" + options().instance_id;
+    // Opened ahead of the first request (initializing transactions takes a while); again after a failure.
+    std::unique_ptr<kafka::TransactionalProducer> producer;
+    if (auto opened = kafka::TransactionalProducer::Open(kafka_config(), txn_id, options_.accept_timeout); opened.ok()) {
+      producer = std::move(opened.value());
+    }
     while (true) {
       std::vector<std::shared_ptr<Pending>> batch;
       {
