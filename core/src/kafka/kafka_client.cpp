@@ -602,6 +602,18 @@ core::Result<std::unique_ptr<RdKafka::KafkaConsumer>> MakeReader(const KafkaConf
   return consumer;
 }
 
+// A consumed message as a Record of `topic`.
+Record ToRecord(const RdKafka::Message& m, const std::string& topic) {
+  Record r;
+  r.topic = topic;
+  r.partition = m.partition();
+  r.offset = m.offset();
+  if (m.key() != nullptr) r.key = *m.key();
+  if (m.payload() != nullptr) r.value.assign(static_cast<const char*>(m.payload()), m.len());
+  r.timestamp_ms = m.timestamp().timestamp;
+  return r;
+}
+
 // The low and high watermark of every partition of `topic`.
 core::Result<std::map<int32_t, Watermarks>> TopicWatermarks(RdKafka::KafkaConsumer& consumer,
                                                              const std::string& topic) {
@@ -720,13 +732,7 @@ core::Result<OffsetMap> ReadToEnd(const KafkaConfig& config, const std::string& 
       Log()->warn("reading {}: {}", topic, m->errstr());
       continue;
     }
-    Record r;
-    r.topic = topic;
-    r.partition = m->partition();
-    r.offset = m->offset();
-    if (m->key() != nullptr) r.key = *m->key();
-    if (m->payload() != nullptr) r.value.assign(static_cast<const char*>(m->payload()), m->len());
-    r.timestamp_ms = m->timestamp().timestamp;
+    Record r = ToRecord(*m, topic);
     fn(r);
     next[{topic, r.partition}] = r.offset + 1;
     ++count;
@@ -788,13 +794,7 @@ class TopicTailImpl final : public TopicTail {
         Log()->warn("reading {}: {}", topic_, m->errstr());
         break;
       }
-      Record r;
-      r.topic = topic_;
-      r.partition = m->partition();
-      r.offset = m->offset();
-      if (m->key() != nullptr) r.key = *m->key();
-      if (m->payload() != nullptr) r.value.assign(static_cast<const char*>(m->payload()), m->len());
-      r.timestamp_ms = m->timestamp().timestamp;
+      Record r = ToRecord(*m, topic_);
       positions[{topic_, r.partition}] = r.offset + 1;
       out.push_back(std::move(r));
     }
