@@ -10,6 +10,7 @@ TopicNames::TopicNames(std::string p)
     : prefix(std::move(p)),
       order(prefix + "orders.service.order"),
       status(prefix + "orders.service.status"),
+      neworder(prefix + "orders.service.neworder"),
       warehouse_reserve(prefix + "orders.service.warehouse.reserv"),
       warehouse_cancel(prefix + "orders.service.warehouse.cancel"),
       warehouse_status(prefix + "orders.service.warehouse.status"),
@@ -49,7 +50,7 @@ const std::string& TopicNames::ReplyTopic(Service service) const {
 
 std::vector<TopicSpec> TopicNames::All(int32_t partitions) const {
   std::vector<TopicSpec> out;
-  for (const auto* name : {&order, &status, &warehouse_reserve, &warehouse_cancel, &warehouse_status, &payment_pay,
+  for (const auto* name : {&order, &status, &neworder, &warehouse_reserve, &warehouse_cancel, &warehouse_status, &payment_pay,
                            &payment_status, &notification_send, &notification_status, &dlq}) {
     out.push_back({*name, partitions, false, false});
   }

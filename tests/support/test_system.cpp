@@ -96,15 +96,21 @@ void TestSystem::StopAll() {
 
 std::string TestSystem::data_dir(const std::string& service) const { return (dir_ / service).string(); }
 
-std::unique_ptr<runtime::Service> TestSystem::Make(const std::string& service) const {
+std::string TestSystem::Instance(const std::string& service, int n) {
+  return n <= 1 ? service : service + "@" + std::to_string(n);
+}
+
+std::unique_ptr<runtime::Service> TestSystem::Make(const std::string& instance) const {
+  const auto at = instance.find('@');
+  const std::string service = instance.substr(0, at);
   runtime::ServiceOptions o;
   o.brokers = kafka_.brokers;
   o.kafka_properties = kafka_.overrides;
   o.topic_prefix = prefix_;
-  o.data_dir = data_dir(service);
+  o.data_dir = data_dir(instance);
   o.http_host = "127.0.0.1";
   o.http_port = 0;
-  o.instance_id = "0";
+  o.instance_id = at == std::string::npos ? "0" : instance.substr(at + 1);
   o.partitions = options_.partitions;
   o.admin_token_file = admin_token_file_;
   if (service == "order") return order::MakeOrder(o, options_.order);
@@ -172,6 +178,32 @@ core::Status TestSystem::WaitReady(const std::string& service) {
   // Tasks restore their state after the group assigned their partitions.
   if (!WaitFor([&] { return s->Ready() || s->Done(); }, 60s) || !s->Ready()) {
     return core::Error{core::Errc::kUnavailable, service + " did not become ready (its tasks did not restore)", true};
+  }
+  return core::Status::Ok();
+}
+
+core::Status TestSystem::WaitBalanced(const std::vector<std::string>& instances) {
+  std::vector<runtime::Service*> running;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& name : instances) {
+      auto it = services_.find(name);
+      if (it == services_.end()) return core::Error{core::Errc::kInvalidArgument, name + " is not running"};
+      running.push_back(it->second.get());
+    }
+  }
+  const bool balanced = WaitFor(
+      [&] {
+        size_t total = 0;
+        for (auto* s : running) {
+          if (!s->Ready() || s->AssignedTasks() == 0) return false;
+          total += s->AssignedTasks();
+        }
+        return total == static_cast<size_t>(options_.partitions);
+      },
+      60s);
+  if (!balanced) {
+    return core::Error{core::Errc::kUnavailable, "the instances did not share the partitions within 60 s", true};
   }
   return core::Status::Ok();
 }

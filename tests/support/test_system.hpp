@@ -9,6 +9,10 @@
 /// be stopped (its object is destroyed, releasing its RocksDB), its data
 /// directory wiped, and started again as a new instance on the same directory.
 ///
+/// A second instance of a service is named "<service>@<n>" (Instance()): it
+/// has its own data directory, HTTP port and instance id, joins the same
+/// consumer group, and is started, stopped and called like any service.
+///
 /// Thread safety: the REST helpers may be called from several threads at
 /// once; Start/StopService/StartService/WipeData from the test thread only.
 
@@ -98,11 +102,17 @@ class TestSystem {
   /// until the destructor.
   core::Status Start();
 
+  /// The name of instance `n` (1, 2, ...) of `service`: "order" for 1, "order@2" for 2.
+  static std::string Instance(const std::string& service, int n);
+
   /// Stops `service` and destroys it (closing its store). No-op if stopped.
   void StopService(const std::string& service);
   /// Starts a new instance of a stopped `service` on the same data directory.
   /// Waits until every task of `service` restored its state and processes input.
   core::Status WaitReady(const std::string& service);
+  /// Waits until the running `instances` of one service share all its
+  /// partitions between them (each at least one) and every task processes input.
+  core::Status WaitBalanced(const std::vector<std::string>& instances);
   core::Status StartService(const std::string& service);
   /// Deletes the data directory of a stopped `service`. Aborts if it runs.
   void WipeData(const std::string& service);
@@ -154,7 +164,7 @@ class TestSystem {
   std::string data_dir(const std::string& service) const;
 
  private:
-  std::unique_ptr<runtime::Service> Make(const std::string& service) const;
+  std::unique_ptr<runtime::Service> Make(const std::string& instance) const;
   void StopAll();
 
   TestSystemOptions options_;

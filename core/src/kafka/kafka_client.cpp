@@ -662,6 +662,18 @@ core::Result<std::unique_ptr<RdKafka::KafkaConsumer>> MakeReader(const KafkaConf
   return consumer;
 }
 
+// A consumed message as a Record of `topic`.
+Record ToRecord(const RdKafka::Message& m, const std::string& topic) {
+  Record r;
+  r.topic = topic;
+  r.partition = m.partition();
+  r.offset = m.offset();
+  if (m.key() != nullptr) r.key = *m.key();
+  if (m.payload() != nullptr) r.value.assign(static_cast<const char*>(m.payload()), m.len());
+  r.timestamp_ms = m.timestamp().timestamp;
+  return r;
+}
+
 // The low and high watermark of every partition of `topic`.
 core::Result<std::map<int32_t, Watermarks>> TopicWatermarks(RdKafka::KafkaConsumer& consumer,
                                                              const std::string& topic) {
@@ -780,13 +792,7 @@ core::Result<OffsetMap> ReadToEnd(const KafkaConfig& config, const std::string& 
       Log()->warn("reading {}: {}", topic, m->errstr());
       continue;
     }
-    Record r;
-    r.topic = topic;
-    r.partition = m->partition();
-    r.offset = m->offset();
-    if (m->key() != nullptr) r.key = *m->key();
-    if (m->payload() != nullptr) r.value.assign(static_cast<const char*>(m->payload()), m->len());
-    r.timestamp_ms = m->timestamp().timestamp;
+    Record r = ToRecord(*m, topic);
     fn(r);
     next[{topic, r.partition}] = r.offset + 1;
     ++count;
@@ -798,6 +804,83 @@ core::Result<OffsetMap> ReadToEnd(const KafkaConfig& config, const std::string& 
   if (progress) progress(count);
   consumer->close();
   return next;
+}
+
+namespace {
+
+class TopicTailImpl final : public TopicTail {
+ public:
+  ~TopicTailImpl() override {
+    if (consumer_) consumer_->close();
+  }
+
+  Status Init(const KafkaConfig& config, const std::string& topic, const OffsetMap& start) {
+    topic_ = topic;
+    // A partition's end shows (as an EOF at the offset past its last
+    // transaction marker) only when a fetch comes back empty, after at most
+    // fetch.wait.max.ms: keep it short, as CatchUp waits for that.
+    KafkaConfig tuned = config;
+    tuned.overrides.emplace("fetch.wait.max.ms", "10");
+    auto reader = MakeReader(tuned);
+    if (!reader.ok()) return reader.error();
+    consumer_ = std::move(reader.value());
+    auto marks = TopicWatermarks(*consumer_, topic);
+    if (!marks.ok()) return marks.error();
+    std::vector<RdKafka::TopicPartition*> assign;
+    for (const auto& [p, w] : marks.value()) {
+      auto it = start.find({topic, p});
+      const int64_t from = std::max(it == start.end() ? int64_t{0} : it->second, w.low);
+      assign.push_back(RdKafka::TopicPartition::create(topic, p, from));
+    }
+    auto code = consumer_->assign(assign);
+    DestroyAll(assign);
+    if (code != RdKafka::ERR_NO_ERROR) return Error{Errc::kUnavailable, "assign: " + RdKafka::err2str(code), true};
+    return Status::Ok();
+  }
+
+  std::vector<Record> Poll(size_t max_records, std::chrono::milliseconds timeout, OffsetMap& positions) override {
+    std::vector<Record> out;
+    int wait_ms = static_cast<int>(timeout.count());
+    while (out.size() < max_records) {
+      std::unique_ptr<RdKafka::Message> m(consumer_->consume(wait_ms));
+      wait_ms = 0;
+      if (!m || m->err() == RdKafka::ERR__TIMED_OUT) break;
+      if (m->err() == RdKafka::ERR__PARTITION_EOF) {
+        // The end of the partition: the offset is past any markers that follow the last record.
+        positions[{topic_, m->partition()}] = m->offset();
+        continue;
+      }
+      if (m->err() != RdKafka::ERR_NO_ERROR) {
+        Log()->warn("reading {}: {}", topic_, m->errstr());
+        break;
+      }
+      Record r = ToRecord(*m, topic_);
+      positions[{topic_, r.partition}] = r.offset + 1;
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
+  core::Result<OffsetMap> EndOffsets() override {
+    auto marks = TopicWatermarks(*consumer_, topic_);
+    if (!marks.ok()) return marks.error();
+    OffsetMap out;
+    for (const auto& [p, w] : marks.value()) out[{topic_, p}] = w.high;
+    return out;
+  }
+
+ private:
+  std::string topic_;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+};
+
+}  // namespace
+
+core::Result<std::unique_ptr<TopicTail>> TopicTail::Open(const KafkaConfig& config, const std::string& topic,
+                                                         const OffsetMap& start) {
+  auto tail = std::make_unique<TopicTailImpl>();
+  if (auto s = tail->Init(config, topic, start); !s.ok()) return s.error();
+  return std::unique_ptr<TopicTail>(std::move(tail));
 }
 
 core::Result<OffsetMap> ReadBulk(const KafkaConfig& config, const std::string& topic, const OffsetMap& start,

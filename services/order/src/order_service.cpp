@@ -1,10 +1,14 @@
 #include "sagaflow/order/order_service.hpp"
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
+#include "sagaflow/runtime/global_view.hpp"
 #include "sagaflow/runtime/order_json.hpp"
 
 namespace sagaflow::order {
@@ -20,12 +24,30 @@ using runtime::HttpResponse;
 constexpr int64_t kMaxWaitSeconds = 60;
 constexpr size_t kMaxWaiters = 100'000;
 constexpr size_t kMaxEventStreams = 64;
+// A read that must see everything committed before it (a miss, a list) waits
+// this long for the view; then 503.
+constexpr auto kReadCatchUp = std::chrono::seconds(2);
+// Start-up waits this long for the view before serving (it then goes on in the background).
+constexpr auto kStartCatchUp = std::chrono::seconds(60);
+// The view of every partition of orders.order.orders, and its index by Idempotency-Key.
+constexpr char kViewTable[] = "global-order";
+constexpr char kViewIdem[] = "global-idem/";
+
+// What the HTTP side knows of one POST /neworder while it is being recorded.
+struct RequestState {
+  std::atomic<bool> abandoned{false};
+  std::mutex mu;
+  std::string forwarded_as;  // message id of the request when handed to another instance
+};
 
 struct NewOrder {
   core::Order order;
   std::string idempotency_key;
-  std::shared_ptr<std::atomic<bool>> abandoned = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<RequestState> state = std::make_shared<RequestState>();
   runtime::HttpResponder responder;  // answered once the order is committed
+  /// Message id of a request that came through orders.service.neworder (the
+  /// order's changelog record names it as its cause).
+  std::string request_id;
 };
 
 struct Accepted {
@@ -38,26 +60,75 @@ using Queue = runtime::LocalQueue<NewOrder, Accepted>;
 
 std::string OrderKey(core::OrderId id) { return "order/" + core::SagaKey(id); }
 
+// The key whose partition records a new order: the client's order id, else
+// its Idempotency-Key; empty when any partition may.
+std::string RoutingKey(const NewOrder& r) {
+  if (r.order.order_id != 0) return core::SagaKey(r.order.order_id);
+  return r.idempotency_key;
+}
+
+// The answer to a request whose Idempotency-Key was used before for `first`:
+// the same order again, or 422 for a different body under the key.
+Accepted Replayed(const std::string& key, core::Order asked, core::OrderId first_id,
+                  const std::optional<core::Order>& first) {
+  if (asked.order_id == 0) asked.order_id = first_id;
+  if (first && !(asked == *first)) {
+    return {422, first_id, "Idempotency-Key '" + key + "' was used for a different order (" +
+                               std::to_string(first_id) + "); use a new key for a new order"};
+  }
+  return {200, first_id, ""};
+}
+
+// An order record of the view with the envelope's causation (records come
+// from Kafka: one that does not decode is skipped, not trusted).
+struct ViewedOrder {
+  core::OrderRecord record;
+  std::string causation_id;
+};
+std::optional<ViewedOrder> DecodeViewed(std::string_view bytes) {
+  if (bytes.empty()) return std::nullopt;
+  auto m = core::Decode(bytes);
+  if (!m.ok()) return std::nullopt;
+  auto* r = std::get_if<core::OrderRecord>(&m->payload);
+  if (r == nullptr) return std::nullopt;
+  return ViewedOrder{std::move(*r), std::move(m->causation_id)};
+}
+
 class OrderService final : public runtime::Service {
  public:
   OrderService(runtime::ServiceOptions options, OrderOptions order)
       : Service("order", std::move(options)), options_(order), orders_{topics().order_orders, "order"} {
     metrics().Describe("orders_accepted_total", "Orders accepted by POST /neworder");
     metrics().Describe("orders_finished_total", "Orders whose saga ended, by status");
+    metrics().Describe("orders_forwarded_total",
+                       "POST /neworder requests handed to the instance owning their partition");
+    metrics().Describe("order_requests_expired_total",
+                       "Forwarded requests dropped by the owner because their client had been answered 503");
   }
 
   ~OrderService() override { Stop(); }
 
-  std::vector<std::string> InputTopics() const override { return {topics().status}; }
+  std::vector<std::string> InputTopics() const override { return {topics().status, topics().neworder}; }
   std::vector<runtime::Changelog> Changelogs() const override { return {orders_}; }
   const runtime::Changelog& orders() const { return orders_; }
+  std::chrono::milliseconds accept_timeout() const { return options_.accept_timeout; }
 
-  /// The new orders waiting for task `task` (any thread).
+  /// The new orders waiting for task `task` (any thread); closed while the
+  /// task does not run on this instance.
   Queue& QueueOf(int32_t task) {
     std::lock_guard lock(queues_mu_);
     auto& q = queues_[task];
-    if (!q) q = std::make_unique<Queue>();
+    if (!q) q = std::make_unique<Queue>(/*open=*/false);
     return *q;
+  }
+
+  /// Requests a task leaves behind when its partition moves away: handed to
+  /// the partition's new owner through Kafka (any thread; does not block).
+  void ForwardAll(std::vector<Queue::Item> items) {
+    for (auto& item : items) {
+      // A client still waiting (not answered 503, not gone with a stopping server).
+      if (!item.request.state->abandoned.load() && item.request.responder.pending()) Forward(std::move(item.request));
+    }
   }
 
  protected:
@@ -75,6 +146,40 @@ class OrderService final : public runtime::Service {
     http.Route("GET", "/orders", [this](const HttpRequest& req) { return ListOrders(req); });
   }
 
+  // Reads answer from a view of every partition of the orders changelog, so
+  // every instance answers the same; it is filled before HTTP serves.
+  core::Status BeforeServing() override {
+    runtime::GlobalViewOptions o;
+    o.kafka = kafka_config();
+    o.topic = topics().order_orders;
+    o.table = kViewTable;
+    o.index = [](const kafka::Record& record, eventstore::WriteSet& out) {
+      auto viewed = DecodeViewed(record.value);
+      if (viewed && !viewed->record.idempotency_key.empty()) {
+        out.Put(kViewIdem + viewed->record.idempotency_key, core::SagaKey(viewed->record.order.order_id));
+      }
+    };
+    o.on_applied = [this](const std::vector<kafka::Record>& records) { OnViewApplied(records); };
+    view_ = std::make_unique<runtime::GlobalView>(std::move(o), mutable_store());
+    if (auto s = view_->Start(); !s.ok()) return s;
+    if (auto s = view_->CatchUp(kStartCatchUp); !s.ok()) {
+      log().warn("the view of {} is not complete yet ({}); it goes on in the background", topics().order_orders,
+                 s.error().message);
+    }
+    forwarder_ = std::thread([this] { ForwardLoop(); });
+    return core::Status::Ok();
+  }
+
+  void AfterStopping() override {
+    {
+      std::lock_guard lock(outbox_mu_);
+      stop_forwarding_ = true;
+      outbox_cv_.notify_all();
+    }
+    if (forwarder_.joinable()) forwarder_.join();
+    if (view_) view_->Stop();
+  }
+
  public:
   static HttpResponse AcceptedResponse(const Accepted& result) {
     if (result.status != 200) return HttpResponse::Error(result.status, result.error);
@@ -83,8 +188,293 @@ class OrderService final : public runtime::Service {
                                {"status_text", core::ToString(core::OrderStatus::kProcess)}});
   }
 
-  // After a task's commit (its thread): answers the long polls of the orders
-  // that became final and tells the event streams.
+ private:
+  // ---------------------------------------------------------------- writes
+
+  void PostOrder(const HttpRequest& req, const runtime::HttpResponder& responder) {
+    auto body = runtime::ParseJsonBody(req);
+    NewOrder request;
+    request.order = runtime::OrderFromJson(body);
+    request.idempotency_key = req.Header("Idempotency-Key");
+    if (request.idempotency_key.size() > 200) throw HttpError{400, "Idempotency-Key is longer than 200 characters"};
+    request.responder = responder;
+    // If the order is not committed in time it is given up (a task skips it
+    // if it has not taken it yet, an owner skips a forwarded request that
+    // old) and 503 tells the client to retry with its key.
+    auto state = request.state;
+    const auto timeout = options_.accept_timeout;
+    responder.OnTimeout(timeout, [this, state, timeout] {
+      state->abandoned.store(true);
+      std::string forwarded;
+      {
+        std::lock_guard lock(state->mu);
+        forwarded = state->forwarded_as;
+      }
+      if (!forwarded.empty()) Unpend(forwarded);
+      return HttpResponse::Unavailable("the order could not be recorded within " + std::to_string(timeout.count()) +
+                                       " ms: Kafka is unavailable or its partition is moving; retry later (with the "
+                                       "same Idempotency-Key)");
+    });
+    // The task that owns the routing key's partition records the order; a
+    // retried key goes to the same partition, whose owner sees the first
+    // attempt even before it commits. When that task runs elsewhere, the
+    // request goes to it through Kafka.
+    const std::string routing = RoutingKey(request);
+    if (!routing.empty()) {
+      if (!QueueOf(TaskOfKey(routing)).TryPush(request)) Forward(std::move(request));
+      return;
+    }
+    // Any partition will do: one of this instance's, else any through Kafka.
+    const auto n = static_cast<uint64_t>(std::max(partitions(), 1));
+    const uint64_t first = next_task_.fetch_add(1);
+    for (uint64_t i = 0; i < n; ++i) {
+      if (QueueOf(static_cast<int32_t>((first + i) % n)).TryPush(request)) return;
+    }
+    Forward(std::move(request));
+  }
+
+  // A request whose partition is owned by another instance (or by none right
+  // now): produced to orders.service.neworder keyed like the order, so the
+  // partition's owner, whoever it is when the record arrives, records it
+  // exactly once. The answer comes from the view: the order record caused by
+  // this request, or the record that makes it a replay or a conflict.
+  struct Pending {
+    NewOrder request;
+    std::string message_id;
+  };
+
+  void Forward(NewOrder request) {
+    auto pending = std::make_shared<Pending>();
+    // The instance id in the message id: the answer is matched by it, so it is unique across instances.
+    pending->message_id = NewMessageId("neworder-" + options().instance_id, request.order.order_id);
+    pending->request = std::move(request);
+    {
+      std::lock_guard lock(pending->request.state->mu);
+      pending->request.state->forwarded_as = pending->message_id;
+    }
+    {
+      std::lock_guard lock(pending_mu_);
+      pending_[pending->message_id] = pending;
+    }
+    // Registered first, looked up second: a record the view applies in
+    // between is either seen here or matched by OnViewApplied.
+    if (auto answer = AnswerFromView(*pending)) {
+      Finish(pending->message_id, *answer);
+      return;
+    }
+    metrics().Add("orders_forwarded_total");
+    std::lock_guard lock(outbox_mu_);
+    outbox_.push_back(pending);
+    outbox_cv_.notify_all();
+  }
+
+  // What the view already says about a pending request: its key or its order
+  // id used before.
+  std::optional<Accepted> AnswerFromView(const Pending& p) {
+    const auto& request = p.request;
+    if (!request.idempotency_key.empty()) {
+      if (auto id_text = store().Get(kViewIdem + request.idempotency_key)) {
+        const core::OrderId id = std::stoll(*id_text);
+        auto first = ReadOrder(id);
+        return Replayed(request.idempotency_key, request.order, id,
+                        first ? std::optional<core::Order>(first->order) : std::nullopt);
+      }
+    }
+    if (request.order.order_id != 0 && ReadOrder(request.order.order_id)) {
+      return Accepted{409, request.order.order_id,
+                      "order " + std::to_string(request.order.order_id) + " already exists"};
+    }
+    return std::nullopt;
+  }
+
+  // On the view's thread: answers the pending requests a new order record settles.
+  void SettlePending(const ViewedOrder& viewed) {
+    const auto& r = viewed.record;
+    std::vector<std::pair<std::string, Accepted>> answers;
+    {
+      std::lock_guard lock(pending_mu_);
+      if (pending_.empty()) return;
+      for (const auto& [id, p] : pending_) {
+        const auto& request = p->request;
+        if (id == viewed.causation_id) {
+          answers.emplace_back(id, Accepted{200, r.order.order_id, ""});
+        } else if (!request.idempotency_key.empty() && request.idempotency_key == r.idempotency_key) {
+          answers.emplace_back(id, Replayed(request.idempotency_key, request.order, r.order.order_id, r.order));
+        } else if (request.order.order_id != 0 && request.order.order_id == r.order.order_id) {
+          answers.emplace_back(id, Accepted{409, r.order.order_id,
+                                            "order " + std::to_string(r.order.order_id) + " already exists"});
+        }
+      }
+    }
+    for (const auto& [id, answer] : answers) Finish(id, answer);
+  }
+
+  void Finish(const std::string& message_id, const Accepted& answer) {
+    std::shared_ptr<Pending> p;
+    {
+      std::lock_guard lock(pending_mu_);
+      auto it = pending_.find(message_id);
+      if (it == pending_.end()) return;
+      p = it->second;
+      pending_.erase(it);
+    }
+    p->request.responder.Send(AcceptedResponse(answer));
+  }
+
+  void Unpend(const std::string& message_id) {
+    std::lock_guard lock(pending_mu_);
+    pending_.erase(message_id);
+  }
+
+  // One transactional producer of this instance sends the forwarded requests,
+  // a batch per transaction.
+  void ForwardLoop() {
+    const std::string txn_id = options().topic_prefix + "sagaflow-order-forward-" + options().instance_id;
+    // Opened ahead of the first request (initializing transactions takes a while); again after a failure.
+    std::unique_ptr<kafka::TransactionalProducer> producer;
+    if (auto opened = kafka::TransactionalProducer::Open(kafka_config(), txn_id, options_.accept_timeout); opened.ok()) {
+      producer = std::move(opened.value());
+    }
+    while (true) {
+      std::vector<std::shared_ptr<Pending>> batch;
+      {
+        std::unique_lock lock(outbox_mu_);
+        outbox_cv_.wait(lock, [&] { return stop_forwarding_ || !outbox_.empty(); });
+        if (stop_forwarding_) return;
+        batch.assign(outbox_.begin(), outbox_.end());
+        outbox_.clear();
+      }
+      core::Status s;
+      if (!producer) {
+        auto opened = kafka::TransactionalProducer::Open(kafka_config(), txn_id, options_.accept_timeout);
+        if (opened.ok()) {
+          producer = std::move(opened.value());
+        } else {
+          s = opened.error();
+        }
+      }
+      if (s.ok()) s = producer->Begin();
+      for (const auto& p : batch) {
+        if (!s.ok()) break;
+        const auto& request = p->request;
+        core::OrderRecord asked{request.order, core::OrderStatus::kNew, "", {}, 0, 0, request.idempotency_key};
+        core::Message m{p->message_id, request.order.order_id, "", core::NowMs(), 1, asked};
+        const std::string routing = RoutingKey(request);
+        s = producer->Produce(topics().neworder, routing.empty() ? p->message_id : routing, core::Encode(m));
+      }
+      if (s.ok()) {
+        auto committed = producer->Commit();
+        if (committed.ok()) continue;
+        s = committed.error();
+      }
+      log().warn("forwarding {} new order(s) failed: {}", batch.size(), s.error().message);
+      if (producer && producer->InTransaction()) (void)producer->Abort();
+      producer.reset();  // a fresh one next time, whatever went wrong
+      for (const auto& p : batch) {
+        Unpend(p->message_id);
+        p->request.responder.Send(HttpResponse::Unavailable(
+            "the order could not be handed to the instance owning its partition: " + s.error().message +
+            "; retry later (with the same Idempotency-Key)"));
+      }
+    }
+  }
+
+  // ----------------------------------------------------------------- reads
+
+  static bool IsFinal(core::OrderStatus s) { return s == core::OrderStatus::kOk || s == core::OrderStatus::kNotOk; }
+
+  std::optional<core::OrderRecord> ReadOrder(core::OrderId id) const {
+    auto bytes = view_->Get(core::SagaKey(id));
+    if (!bytes) return std::nullopt;
+    auto viewed = DecodeViewed(*bytes);
+    if (!viewed) return std::nullopt;
+    return std::move(viewed->record);
+  }
+
+  // An order the view does not hold yet may have been committed a moment ago
+  // (acknowledged by another instance, or by this one before the view read
+  // it): wait until the view holds everything its partition had committed
+  // before answering that it does not exist.
+  std::optional<core::OrderRecord> ReadOrderCaughtUp(core::OrderId id) const {
+    if (auto r = ReadOrder(id)) return r;
+    auto s = view_->CatchUp(kReadCatchUp, TaskOfKey(core::SagaKey(id)));
+    if (!s.ok()) throw HttpError{503, "cannot tell yet whether order " + std::to_string(id) + " exists: " +
+                                          s.error().message + "; retry later"};
+    return ReadOrder(id);
+  }
+
+  // GET /orders/{id}[?wait=SECONDS]: with a wait, answers as soon as the order
+  // is final, or with its state as it is when the wait runs out. A waiter holds
+  // no thread: it is a responder in waiters_, completed by Announce.
+  void GetOrder(const HttpRequest& req, const runtime::HttpResponder& responder) {
+    const auto& id_text = req.captures.at(0);
+    int64_t wait = 0;
+    if (req.query.count("wait")) wait = runtime::ParseIntParam(req.Query("wait"), 0, kMaxWaitSeconds, "wait");
+    core::OrderId id = 0;
+    try {
+      id = std::stoll(id_text);
+    } catch (...) {
+      throw HttpError{404, "no order " + id_text};
+    }
+    auto current = ReadOrderCaughtUp(id);
+    if (!current) throw HttpError{404, "no order " + id_text};
+    if (wait == 0 || IsFinal(current->status)) {
+      responder.Send(HttpResponse::Json(runtime::OrderRecordToJson(*current)));
+      return;
+    }
+    uint64_t ticket = 0;
+    {
+      std::lock_guard lock(waiters_mu_);
+      if (waiter_count_ >= kMaxWaiters) throw HttpError{503, "too many clients are waiting; retry later"};
+      ticket = ++next_ticket_;
+      waiters_[id].push_back({ticket, responder});
+      ++waiter_count_;
+    }
+    // Registered first, read again second: a final status the view applies
+    // in between is either seen here or announced to the waiter.
+    current = ReadOrder(id);
+    if (current && IsFinal(current->status)) {
+      Unwait(id, ticket);
+      responder.Send(HttpResponse::Json(runtime::OrderRecordToJson(*current)));
+      return;
+    }
+    responder.OnTimeout(std::chrono::seconds(wait), [this, id, ticket] {
+      Unwait(id, ticket);
+      auto r = ReadOrder(id);
+      if (!r) return HttpResponse::Error(404, "no order " + std::to_string(id));
+      return HttpResponse::Json(runtime::OrderRecordToJson(*r));
+    });
+  }
+
+  void Unwait(core::OrderId id, uint64_t ticket) {
+    std::lock_guard lock(waiters_mu_);
+    auto it = waiters_.find(id);
+    if (it == waiters_.end()) return;
+    auto& list = it->second;
+    for (auto w = list.begin(); w != list.end(); ++w) {
+      if (w->ticket == ticket) {
+        list.erase(w);
+        --waiter_count_;
+        break;
+      }
+    }
+    if (list.empty()) waiters_.erase(it);
+  }
+
+  // On the view's thread, after it stored a batch: settles forwarded
+  // requests, answers the long polls of orders that became final and tells
+  // the event streams. Every instance does this for every order.
+  void OnViewApplied(const std::vector<kafka::Record>& records) {
+    std::vector<core::OrderRecord> finished;
+    for (const auto& record : records) {
+      auto viewed = DecodeViewed(record.value);
+      if (!viewed) continue;
+      SettlePending(*viewed);
+      if (IsFinal(viewed->record.status)) finished.push_back(std::move(viewed->record));
+    }
+    if (!finished.empty()) Announce(finished);
+  }
+
   void Announce(const std::vector<core::OrderRecord>& finished) {
     std::vector<std::pair<runtime::HttpResponder, std::string>> answers;
     std::vector<runtime::HttpEventStream> streams;
@@ -115,101 +505,6 @@ class OrderService final : public runtime::Service {
     }
   }
 
- private:
-  void PostOrder(const HttpRequest& req, const runtime::HttpResponder& responder) {
-    auto body = runtime::ParseJsonBody(req);
-    NewOrder request;
-    request.order = runtime::OrderFromJson(body);
-    request.idempotency_key = req.Header("Idempotency-Key");
-    if (request.idempotency_key.size() > 200) throw HttpError{400, "Idempotency-Key is longer than 200 characters"};
-    request.responder = responder;
-    auto abandoned = request.abandoned;
-    // The task that owns the order's partition records it; a retried key goes
-    // to the same task, which sees the first attempt even before it commits.
-    int32_t task = 0;
-    if (request.order.order_id != 0) {
-      task = TaskOfKey(core::SagaKey(request.order.order_id));
-    } else if (!request.idempotency_key.empty()) {
-      task = TaskOfKey(request.idempotency_key);
-    } else {
-      task = static_cast<int32_t>(next_task_.fetch_add(1) % static_cast<uint64_t>(partitions()));
-    }
-    // The task answers after the commit; if that does not happen in time the
-    // order is given up (the task skips it if it has not taken it yet) and 503
-    // tells the client to retry with its key.
-    const auto timeout = options_.accept_timeout;
-    responder.OnTimeout(timeout, [abandoned, timeout] {
-      abandoned->store(true);
-      return HttpResponse::Error(503, "the order could not be recorded within " + std::to_string(timeout.count()) +
-                                          " ms: Kafka is unavailable; retry later (with the same Idempotency-Key)");
-    });
-    (void)QueueOf(task).Push(std::move(request));
-  }
-
-  static bool IsFinal(core::OrderStatus s) { return s == core::OrderStatus::kOk || s == core::OrderStatus::kNotOk; }
-
-  std::optional<core::OrderRecord> ReadOrder(core::OrderId id) const {
-    return runtime::DecodeStored<core::OrderRecord>(store().Get(OrderKey(id)));
-  }
-
-  // GET /orders/{id}[?wait=SECONDS]: with a wait, answers as soon as the order
-  // is final, or with its state as it is when the wait runs out. A waiter holds
-  // no thread: it is a responder in waiters_, completed by Announce.
-  void GetOrder(const HttpRequest& req, const runtime::HttpResponder& responder) {
-    const auto& id_text = req.captures.at(0);
-    int64_t wait = 0;
-    if (req.query.count("wait")) wait = runtime::ParseIntParam(req.Query("wait"), 0, kMaxWaitSeconds, "wait");
-    core::OrderId id = 0;
-    try {
-      id = std::stoll(id_text);
-    } catch (...) {
-      throw HttpError{404, "no order " + id_text};
-    }
-    auto current = ReadOrder(id);
-    if (!current) throw HttpError{404, "no order " + id_text};
-    if (wait == 0 || IsFinal(current->status)) {
-      responder.Send(HttpResponse::Json(runtime::OrderRecordToJson(*current)));
-      return;
-    }
-    uint64_t ticket = 0;
-    {
-      std::lock_guard lock(waiters_mu_);
-      if (waiter_count_ >= kMaxWaiters) throw HttpError{503, "too many clients are waiting; retry later"};
-      ticket = ++next_ticket_;
-      waiters_[id].push_back({ticket, responder});
-      ++waiter_count_;
-    }
-    // Registered first, read again second: a final status committed in
-    // between is either seen here or announced to the waiter.
-    current = ReadOrder(id);
-    if (current && IsFinal(current->status)) {
-      Unwait(id, ticket);
-      responder.Send(HttpResponse::Json(runtime::OrderRecordToJson(*current)));
-      return;
-    }
-    responder.OnTimeout(std::chrono::seconds(wait), [this, id, ticket] {
-      Unwait(id, ticket);
-      auto r = ReadOrder(id);
-      if (!r) return HttpResponse::Error(404, "no order " + std::to_string(id));
-      return HttpResponse::Json(runtime::OrderRecordToJson(*r));
-    });
-  }
-
-  void Unwait(core::OrderId id, uint64_t ticket) {
-    std::lock_guard lock(waiters_mu_);
-    auto it = waiters_.find(id);
-    if (it == waiters_.end()) return;
-    auto& list = it->second;
-    for (auto w = list.begin(); w != list.end(); ++w) {
-      if (w->ticket == ticket) {
-        list.erase(w);
-        --waiter_count_;
-        break;
-      }
-    }
-    if (list.empty()) waiters_.erase(it);
-  }
-
   // GET /orders/events: a server-sent-events stream with one "final" event
   // per order whose final status is committed from now on.
   void OpenEvents(const runtime::HttpResponder& responder) {
@@ -233,10 +528,16 @@ class OrderService final : public runtime::Service {
       }
       if (!status) throw HttpError{400, "unknown status '" + status_text + "' (1..5 or NEW, PROCESS, OK, NOT OK)"};
     }
+    // Every order committed before the request is listed, whichever instance took it.
+    if (auto s = view_->CatchUp(kReadCatchUp); !s.ok()) {
+      throw HttpError{503, "the list of orders is not complete yet: " + s.error().message + "; retry later"};
+    }
     json orders = json::array();
-    store().ScanPrefix("order/", [&](std::string_view, std::string_view value) {
-      auto r = runtime::DecodeStored<core::OrderRecord>(std::string(value));
-      if (!status || static_cast<int>(r->status) == *status) orders.push_back(runtime::OrderRecordToJson(*r));
+    view_->Scan("", [&](std::string_view, std::string_view value) {
+      auto viewed = DecodeViewed(value);
+      if (!viewed) return true;
+      const auto& r = viewed->record;
+      if (!status || static_cast<int>(r.status) == *status) orders.push_back(runtime::OrderRecordToJson(r));
       return static_cast<int64_t>(orders.size()) < limit;
     });
     return HttpResponse::Json({{"orders", orders}, {"count", orders.size()}});
@@ -247,6 +548,15 @@ class OrderService final : public runtime::Service {
   std::mutex queues_mu_;
   std::map<int32_t, std::unique_ptr<Queue>> queues_;
   std::atomic<uint64_t> next_task_{0};
+  std::unique_ptr<runtime::GlobalView> view_;
+
+  std::mutex pending_mu_;
+  std::map<std::string, std::shared_ptr<Pending>> pending_;  // by request message id
+  std::mutex outbox_mu_;
+  std::condition_variable outbox_cv_;
+  std::deque<std::shared_ptr<Pending>> outbox_;
+  bool stop_forwarding_ = false;
+  std::thread forwarder_;
 
   struct Waiter {
     uint64_t ticket;
@@ -263,6 +573,7 @@ class OrderService final : public runtime::Service {
 class OrderTask final : public runtime::ServiceTask {
  public:
   OrderTask(OrderService& service, int32_t task);
+  ~OrderTask() override;
 
  protected:
   void ApplyChangelog(const runtime::Changelog& changelog, const kafka::Record& record,
@@ -277,6 +588,10 @@ class OrderTask final : public runtime::ServiceTask {
     for (const auto& record : records) {
       auto message = DecodeOrDeadLetter(tx, record);
       if (!message) continue;
+      if (record.topic == topics().neworder) {
+        AcceptForwarded(tx, record, *message);
+        continue;
+      }
       const auto* final_status = std::get_if<core::FinalStatus>(&message->payload);
       if (final_status == nullptr) {
         DeadLetter(tx, record, "expected a FinalStatus, got " + std::string(core::PayloadName(message->payload)));
@@ -293,7 +608,6 @@ class OrderTask final : public runtime::ServiceTask {
       r->steps = final_status->steps;
       r->finished_at_ms = core::NowMs();
       Put(tx, *r);
-      finished_.push_back(*r);
       metrics().Add("orders_finished_total", 1, "status=\"" + std::string(core::ToString(r->status)) + "\"");
       log().info("saga={} final status {}{}{}", message->saga_id, core::ToString(r->status),
                  r->detail.empty() ? "" : ": ", r->detail);
@@ -302,7 +616,7 @@ class OrderTask final : public runtime::ServiceTask {
 
   void OnIdle(core::TxContext& tx) override {
     for (auto& item : service_.QueueOf(task()).Drain()) {
-      if (item.request.abandoned->load()) continue;
+      if (item.request.state->abandoned.load()) continue;
       Accepted result = Accept(tx, item.request);
       in_flight_.emplace_back(std::move(item), result);
     }
@@ -314,12 +628,9 @@ class OrderTask final : public runtime::ServiceTask {
       item.promise->set_value(result);
     }
     in_flight_.clear();
-    if (!finished_.empty()) service_.Announce(finished_);
-    finished_.clear();
   }
 
   void OnAbortedHook() override {
-    finished_.clear();
     std::vector<Queue::Item> again;
     for (auto& [item, result] : in_flight_) again.push_back(std::move(item));
     in_flight_.clear();
@@ -327,20 +638,41 @@ class OrderTask final : public runtime::ServiceTask {
   }
 
   std::chrono::milliseconds IdleInterval() const override { return std::chrono::milliseconds(10); }
+
  private:
+  // A POST /neworder another instance received for this partition. Its client
+  // learns the outcome from the order record (whose causation is the
+  // request), or from the record that makes it a replay or a conflict.
+  void AcceptForwarded(core::TxContext& tx, const kafka::Record& record, const core::Message& message) {
+    const auto* asked = std::get_if<core::OrderRecord>(&message.payload);
+    if (asked == nullptr || asked->status != core::OrderStatus::kNew) {
+      DeadLetter(tx, record, "expected a forwarded new order (OrderRecord with status NEW), got " +
+                                 std::string(core::PayloadName(message.payload)));
+      return;
+    }
+    // Its client has been told 503 already (or is about to be): recording it
+    // now would make an order nobody knows of, unless it retries with its key.
+    if (message.produced_at_ms + service_.accept_timeout().count() < core::NowMs()) {
+      log().warn("saga={} forwarded new order {} dropped: produced {} ms ago, its client got 503", message.saga_id,
+                 message.message_id, core::NowMs() - message.produced_at_ms);
+      metrics().Add("order_requests_expired_total");
+      return;
+    }
+    NewOrder request;
+    request.order = asked->order;
+    request.idempotency_key = asked->idempotency_key;
+    request.request_id = message.message_id;
+    (void)Accept(tx, request);
+  }
+
   Accepted Accept(core::TxContext& tx, NewOrder& request) {
     if (!request.idempotency_key.empty()) {
       if (auto existing = Get("idem/" + request.idempotency_key)) {
         const core::OrderId id = std::stoll(*existing);
         // A retry must be the same order; a different body under a used key is a client bug.
         auto first = runtime::DecodeStored<core::OrderRecord>(Get(OrderKey(id)));
-        core::Order asked = request.order;
-        if (asked.order_id == 0 && first) asked.order_id = first->order.order_id;
-        if (first && !(asked == first->order)) {
-          return {422, id, "Idempotency-Key '" + request.idempotency_key + "' was used for a different order (" +
-                               std::to_string(id) + "); use a new key for a new order"};
-        }
-        return {200, id, ""};
+        return Replayed(request.idempotency_key, request.order, id,
+                        first ? std::optional<core::Order>(first->order) : std::nullopt);
       }
     }
     auto& order = request.order;
@@ -352,7 +684,7 @@ class OrderTask final : public runtime::ServiceTask {
       order.order_id = NewOrderId();
     }
     core::OrderRecord r{order, core::OrderStatus::kProcess, "", {}, core::NowMs(), 0, request.idempotency_key};
-    Put(tx, r);
+    Put(tx, r, request.request_id);
     core::Message placed{NewMessageId("placed", order.order_id), order.order_id, "", core::NowMs(), 1,
                          core::OrderPlaced{order}};
     Emit(tx, topics().order, core::SagaKey(order.order_id), placed);
@@ -380,19 +712,25 @@ class OrderTask final : public runtime::ServiceTask {
     }
   }
 
-  void Put(core::TxContext& tx, const core::OrderRecord& r) {
-    core::Message m{NewMessageId("order", r.order.order_id), r.order.order_id, "", core::NowMs(), 1, r};
+  void Put(core::TxContext& tx, const core::OrderRecord& r, const std::string& cause = "") {
+    core::Message m{NewMessageId("order", r.order.order_id), r.order.order_id, cause, core::NowMs(), 1, r};
     EmitChangelog(tx, service_.orders(), core::SagaKey(r.order.order_id), m);
   }
 
   OrderService& service_;
   std::vector<std::pair<Queue::Item, Accepted>> in_flight_;
-  std::vector<core::OrderRecord> finished_;  // final statuses of the open transaction
   uint64_t counter_ = 0;
   core::OrderId last_id_ = 0;
 };
 
-OrderTask::OrderTask(OrderService& service, int32_t task) : ServiceTask(service, task), service_(service) {}
+// The task serves its partition's queue from its creation (requests wait
+// while it restores) until its partition leaves this instance; what is still
+// queued then goes to the partition's next owner.
+OrderTask::OrderTask(OrderService& service, int32_t task) : ServiceTask(service, task), service_(service) {
+  service_.QueueOf(task).Open();
+}
+
+OrderTask::~OrderTask() { service_.ForwardAll(service_.QueueOf(task()).Close()); }
 
 std::unique_ptr<runtime::ServiceTask> OrderService::CreateTask(int32_t task) {
   return std::make_unique<OrderTask>(*this, task);

@@ -69,6 +69,8 @@ HttpResponse Invoke(const std::function<HttpResponse()>& fn, const std::string& 
   try {
     return fn();
   } catch (const HttpError& e) {
+    // A 503 always means "later": say when.
+    if (e.status == 503) return HttpResponse::Unavailable(e.message);
     return HttpResponse::Error(e.status, e.message);
   } catch (const nlohmann::json::exception& e) {
     return HttpResponse::Error(400, std::string("invalid JSON field: ") + e.what());
@@ -422,6 +424,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     response_.emplace(static_cast<http::status>(out.status), version_ ? version_ : 11);
     response_->set(http::field::content_type, out.content_type);
     if (!allow_.empty()) response_->set(http::field::allow, allow_);
+    if (out.retry_after_s > 0) response_->set(http::field::retry_after, std::to_string(out.retry_after_s));
     response_->keep_alive(keep_alive_ && !core_->stopping.load());
     if (method_ == "HEAD") {
       response_->content_length(out.body.size());  // HEAD: the headers of the answer, no body
@@ -544,6 +547,12 @@ HttpResponse HttpResponse::Json(const nlohmann::json& body, int status) {
 
 HttpResponse HttpResponse::Error(int status, const std::string& message) {
   return Json({{"error", message}, {"status", status}}, status);
+}
+
+HttpResponse HttpResponse::Unavailable(const std::string& message, int retry_after_s) {
+  auto out = Error(503, message);
+  out.retry_after_s = retry_after_s;
+  return out;
 }
 
 HttpResponse HttpResponse::Text(std::string body, std::string content_type) {

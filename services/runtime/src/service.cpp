@@ -59,6 +59,8 @@ core::Status Service::Start() {
                                (eo.single_task ? "-" + options_.instance_id : std::string());
   engine_ = std::make_unique<core::TaskEngine>(eo, [this](int32_t task) { return CreateTask(task); }, metrics_);
 
+  if (auto s = BeforeServing(); !s.ok()) return s;
+
   // Healthy means the engine runs and every assigned task processes: 503
   // while tasks restore, and after the engine stopped (e.g. fenced).
   http_.Route("GET", "/", [this](const HttpRequest&) {
@@ -98,6 +100,8 @@ bool Service::Ready() const {
   const auto assigned = engine_->assigned_tasks();
   return assigned > 0 && engine_->active_tasks() == assigned;
 }
+
+size_t Service::AssignedTasks() const { return engine_ ? engine_->assigned_tasks() : 0; }
 
 core::Status Service::CheckCoPartitioned() {
   std::vector<std::string> names = InputTopics();
@@ -169,6 +173,7 @@ void Service::Stop() {
   http_.Stop();
   if (engine_) engine_->Stop();
   if (loop_.joinable()) loop_.join();
+  AfterStopping();
   if (started_.load()) log_->info("stopped");
 }
 

@@ -138,6 +138,8 @@ class HttpServerTest : public ::testing::Test {
       responder.OnTimeout(50ms, [] { return HttpResponse::Json({{"from", "fallback"}}); });
     });
     server_->RouteDeferred("GET", "/never", [](const HttpRequest&, HttpResponder) {});
+    server_->Route("GET", "/busy", [](const HttpRequest&) -> HttpResponse { throw HttpError{503, "busy"}; });
+    server_->Route("GET", "/busy-later", [](const HttpRequest&) { return HttpResponse::Unavailable("later", 7); });
     server_->RouteDeferred("GET", "/events", [this](const HttpRequest&, HttpResponder responder) {
       auto stream = responder.StartEvents();
       std::lock_guard lock(mu_);
@@ -217,6 +219,23 @@ TEST_F(HttpServerTest, UnknownPathIs404AndUnsupportedMethodsAre405WithAllow) {
       EXPECT_EQ(json::parse(r->body)["status"], 405) << method;
     }
   }
+}
+
+TEST_F(HttpServerTest, A503SaysWhenToRetry) {
+  StartServer();
+  HttpClient client("127.0.0.1", port_);
+  auto thrown = client.Get("/busy");
+  ASSERT_TRUE(thrown.ok()) << thrown.error().message;
+  EXPECT_EQ(thrown->status, 503);
+  EXPECT_EQ(thrown->Header("Retry-After"), "1");
+  EXPECT_EQ(json::parse(thrown->body)["error"], "busy");
+  auto returned = client.Get("/busy-later");
+  ASSERT_TRUE(returned.ok()) << returned.error().message;
+  EXPECT_EQ(returned->status, 503);
+  EXPECT_EQ(returned->Header("Retry-After"), "7");
+  auto ok = client.Get("/nope");
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->Header("Retry-After"), "");
 }
 
 TEST_F(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {

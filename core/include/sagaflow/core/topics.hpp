@@ -28,6 +28,7 @@ struct TopicNames {
   // Commands and replies (reference names).
   std::string order;                // order -> orchestrator
   std::string status;               // orchestrator -> order
+  std::string neworder;             // order -> order: a POST /neworder handed to the instance owning its partition
   std::string warehouse_reserve;    // orchestrator -> warehouse
   std::string warehouse_cancel;     // orchestrator -> warehouse (compensation)
   std::string warehouse_status;     // warehouse -> orchestrator

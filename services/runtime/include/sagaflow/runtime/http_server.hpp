@@ -62,9 +62,13 @@ struct HttpResponse {
   int status = 200;
   std::string body;
   std::string content_type = "application/json";
+  /// When > 0, sent as "Retry-After: <seconds>" (with 503: try again, the answer may differ then).
+  int retry_after_s = 0;
 
   static HttpResponse Json(const nlohmann::json& body, int status = 200);
   static HttpResponse Error(int status, const std::string& message);
+  /// 503 with a JSON error and Retry-After: a retry after that many seconds can succeed.
+  static HttpResponse Unavailable(const std::string& message, int retry_after_s = 1);
   static HttpResponse Text(std::string body, std::string content_type = "text/plain; version=0.0.4");
 };
 

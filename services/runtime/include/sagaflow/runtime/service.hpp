@@ -99,6 +99,8 @@ class Service {
   }
   /// Whether every assigned task restored its state and processes input.
   bool Ready() const;
+  /// Tasks the group assigned to this instance (0 before Start and after Stop).
+  size_t AssignedTasks() const;
 
   const std::string& name() const { return name_; }
   int http_port() const { return http_.port(); }
@@ -136,6 +138,13 @@ class Service {
   /// One task for all partitions: for state that is not partitioned like the
   /// input (the warehouse's stock, keyed by item).
   virtual bool SingleTask() const { return false; }
+  /// Called by Start once the store is open and the topics exist, before HTTP
+  /// serves and the engine runs (e.g. to start a GlobalView); an error fails Start.
+  virtual core::Status BeforeServing() { return core::Status::Ok(); }
+  /// Called by Stop after HTTP and the engine stopped (e.g. to stop a GlobalView).
+  virtual void AfterStopping() {}
+  /// The store, for a GlobalView kept in it (its keys under its own table).
+  eventstore::ProjectionStore& mutable_store() { return *store_; }
 
  private:
   friend class ServiceTask;  // writes the store after its commits
@@ -246,6 +255,8 @@ std::optional<T> DecodeStored(const std::optional<std::string>& bytes) {
 
 /// A queue of work items from HTTP threads to the processor loop, each with a
 /// promise the loop fulfils after the iteration's transaction committed.
+/// A queue of one partition's task can be closed while its task is not on
+/// this instance: TryPush then refuses, and the caller sends the work elsewhere.
 template <class Request, class Reply>
 class LocalQueue {
  public:
@@ -254,6 +265,8 @@ class LocalQueue {
     std::shared_ptr<std::promise<Reply>> promise;
   };
 
+  explicit LocalQueue(bool open = true) : open_(open) {}
+
   /// From an HTTP thread: queues `request`; the future is ready once it was committed.
   std::future<Reply> Push(Request request) {
     auto promise = std::make_shared<std::promise<Reply>>();
@@ -261,6 +274,30 @@ class LocalQueue {
     std::lock_guard lock(mu_);
     queue_.push_back({std::move(request), std::move(promise)});
     return future;
+  }
+  /// Queues `request` (moving it) if the queue is open; false, leaving it untouched, if closed.
+  bool TryPush(Request& request) {
+    std::lock_guard lock(mu_);
+    if (!open_) return false;
+    queue_.push_back({std::move(request), std::make_shared<std::promise<Reply>>()});
+    return true;
+  }
+  /// On the task that starts serving the queue.
+  void Open() {
+    std::lock_guard lock(mu_);
+    open_ = true;
+  }
+  /// On the task that stops serving it: refuses further TryPush and returns every queued item.
+  std::vector<Item> Close() {
+    std::lock_guard lock(mu_);
+    open_ = false;
+    std::vector<Item> out(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+    queue_.clear();
+    return out;
+  }
+  bool open() const {
+    std::lock_guard lock(mu_);
+    return open_;
   }
   /// On the loop: takes every queued item.
   std::vector<Item> Drain() {
@@ -276,8 +313,9 @@ class LocalQueue {
   }
 
  private:
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::deque<Item> queue_;
+  bool open_;
 };
 
 }  // namespace sagaflow::runtime
