@@ -74,7 +74,7 @@ std::string ServiceIdPrefixOf(const std::string& prefix, std::string_view servic
 
 std::vector<ServiceAccess> AccessTable(const TopicNames& t) {
   return {
-      {"order", {t.status, t.order_orders}, {t.order, t.order_orders, t.dlq}},
+      {"order", {t.status, t.neworder, t.order_orders}, {t.order, t.neworder, t.order_orders, t.dlq}},
       {"orchestrator",
        {t.order, t.warehouse_status, t.payment_status, t.notification_status, t.saga_events, t.saga_state},
        {t.warehouse_reserve, t.warehouse_cancel, t.payment_pay, t.notification_send, t.status, t.saga_events,
