@@ -11,6 +11,7 @@ TopicNames::TopicNames(std::string p)
       warehouse_reserve(prefix + "orders.service.warehouse.reserv"),
       warehouse_cancel(prefix + "orders.service.warehouse.cancel"),
       warehouse_status(prefix + "orders.service.warehouse.status"),
+      warehouse_restock(prefix + "orders.service.warehouse.restock"),
       payment_pay(prefix + "orders.service.payment.pay"),
       payment_status(prefix + "orders.service.payment.status"),
       notification_send(prefix + "orders.service.notification.send"),
@@ -47,8 +48,8 @@ const std::string& TopicNames::ReplyTopic(Service service) const {
 
 std::vector<TopicSpec> TopicNames::All(int32_t partitions) const {
   std::vector<TopicSpec> out;
-  for (const auto* name : {&order, &status, &warehouse_reserve, &warehouse_cancel, &warehouse_status, &payment_pay,
-                           &payment_status, &notification_send, &notification_status, &dlq}) {
+  for (const auto* name : {&order, &status, &warehouse_reserve, &warehouse_cancel, &warehouse_status,
+                           &warehouse_restock, &payment_pay, &payment_status, &notification_send, &notification_status, &dlq}) {
     out.push_back({*name, partitions, false, false});
   }
   out.push_back({saga_events, partitions, false, true});
@@ -60,5 +61,13 @@ std::vector<TopicSpec> TopicNames::All(int32_t partitions) const {
 }
 
 std::string SagaKey(OrderId id) { return std::to_string(id); }
+
+std::string ItemKey(ItemId id) { return std::to_string(id); }
+
+std::string CommandKey(OrderId saga, const StepCommand& command) {
+  return command.leg == kNoLeg ? SagaKey(saga) : ItemKey(command.leg);
+}
+
+std::string ReservationKey(OrderId order, ItemId item) { return std::to_string(order) + "/" + std::to_string(item); }
 
 }  // namespace sagaflow::core

@@ -1,6 +1,7 @@
 #include "support/test_system.hpp"
 
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -94,17 +95,31 @@ void TestSystem::StopAll() {
   for (auto& t : stoppers) t.join();
 }
 
-std::string TestSystem::data_dir(const std::string& service) const { return (dir_ / service).string(); }
+std::string TestSystem::data_dir(const std::string& service) const {
+  std::string dir = service;
+  std::replace(dir.begin(), dir.end(), '#', '-');
+  return (dir_ / dir).string();
+}
 
-std::unique_ptr<runtime::Service> TestSystem::Make(const std::string& service) const {
+std::string TestSystem::InstanceName(const std::string& service, int n) {
+  return n == 0 ? service : service + "#" + std::to_string(n);
+}
+
+core::Status TestSystem::StartInstance(const std::string& service, int n) {
+  return StartService(InstanceName(service, n));
+}
+
+std::unique_ptr<runtime::Service> TestSystem::Make(const std::string& instance) const {
+  const auto hash = instance.find('#');
+  const std::string service = instance.substr(0, hash);
   runtime::ServiceOptions o;
   o.brokers = kafka_.brokers;
   o.kafka_properties = kafka_.overrides;
   o.topic_prefix = prefix_;
-  o.data_dir = data_dir(service);
+  o.data_dir = data_dir(instance);
   o.http_host = "127.0.0.1";
   o.http_port = 0;
-  o.instance_id = "0";
+  o.instance_id = hash == std::string::npos ? "0" : instance.substr(hash + 1);
   o.partitions = options_.partitions;
   o.admin_token_file = admin_token_file_;
   if (service == "order") return order::MakeOrder(o, options_.order);
@@ -324,9 +339,9 @@ void TestSystem::SetDelay(const std::string& service, int min_ms, int max_ms) {
   EXPECT_EQ(reply.status, 200) << service << " POST /set: " << reply.body << reply.error;
 }
 
-std::map<core::ItemId, StockEntry> TestSystem::Stock() const {
+std::map<core::ItemId, StockEntry> TestSystem::Stock(const std::string& warehouse) const {
   std::map<core::ItemId, StockEntry> out;
-  auto reply = Get("warehouse", "/stock");
+  auto reply = Get(warehouse, "/stock");
   if (reply.status != 200 || !reply.json.contains("items")) {
     ADD_FAILURE() << "GET /stock answered " << reply.status << " " << reply.body << reply.error;
     return out;

@@ -104,6 +104,14 @@ class TestSystem {
   /// Waits until every task of `service` restored its state and processes input.
   core::Status WaitReady(const std::string& service);
   core::Status StartService(const std::string& service);
+  /// The name of instance `n` of `service`, for every call that takes a
+  /// service name: `service` itself for 0, "<service>#<n>" otherwise. Each
+  /// instance has its own data directory, instance id and HTTP port, and
+  /// joins the same consumer group: the instances share the partitions.
+  static std::string InstanceName(const std::string& service, int n);
+  /// Starts instance `n` (>= 1) of `service` next to the others
+  /// (StartService(InstanceName(service, n))); waits until it is ready.
+  core::Status StartInstance(const std::string& service, int n);
   /// Deletes the data directory of a stopped `service`. Aborts if it runs.
   void WipeData(const std::string& service);
   bool Running(const std::string& service) const;
@@ -132,7 +140,7 @@ class TestSystem {
   /// POST /set {"delay_ms": [min, max]} on a participant.
   void SetDelay(const std::string& service, int min_ms, int max_ms);
   /// GET /stock as item -> (available, reserved); items never touched are absent.
-  std::map<core::ItemId, StockEntry> Stock() const;
+  std::map<core::ItemId, StockEntry> Stock(const std::string& warehouse = "warehouse") const;
   /// A counter or gauge from GET /metrics: the sum of the series of `name`
   /// (without the sagaflow_ prefix) whose labels contain every `label_filters` entry
   /// (e.g. "result=\"ok\"").

@@ -253,6 +253,18 @@ void ServiceTask::EmitChangelog(core::TxContext& tx, const Changelog& changelog,
   metrics().Add("changelog_records_total");
 }
 
+void ServiceTask::EmitChangelogTo(core::TxContext& tx, const Changelog& changelog, int32_t partition,
+                                  const std::string& key, const core::Message& message) {
+  kafka::Record record;
+  record.topic = changelog.topic;
+  record.partition = partition;
+  record.key = key;
+  record.value = core::Encode(message);
+  tx.ProduceTo(record.topic, partition, record.key, record.value);
+  ApplyChangelog(changelog, record, staged_);
+  metrics().Add("changelog_records_total");
+}
+
 void ServiceTask::Emit(core::TxContext& tx, const std::string& topic, const std::string& key,
                        const core::Message& message) {
   tx.Produce(topic, key, core::Encode(message));
