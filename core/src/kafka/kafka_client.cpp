@@ -728,6 +728,87 @@ core::Result<OffsetMap> ReadToEnd(const KafkaConfig& config, const std::string& 
   return next;
 }
 
+namespace {
+
+class TopicTailImpl final : public TopicTail {
+ public:
+  ~TopicTailImpl() override {
+    if (consumer_) consumer_->close();
+  }
+
+  Status Init(const KafkaConfig& config, const std::string& topic, const OffsetMap& start) {
+    topic_ = topic;
+    // A tail waits for new records: answer a fetch as soon as one is committed.
+    KafkaConfig tuned = config;
+    tuned.overrides.emplace("fetch.wait.max.ms", "100");
+    auto reader = MakeReader(tuned);
+    if (!reader.ok()) return reader.error();
+    consumer_ = std::move(reader.value());
+    auto marks = TopicWatermarks(*consumer_, topic);
+    if (!marks.ok()) return marks.error();
+    std::vector<RdKafka::TopicPartition*> assign;
+    for (const auto& [p, w] : marks.value()) {
+      auto it = start.find({topic, p});
+      const int64_t from = std::max(it == start.end() ? int64_t{0} : it->second, w.low);
+      assign.push_back(RdKafka::TopicPartition::create(topic, p, from));
+    }
+    auto code = consumer_->assign(assign);
+    DestroyAll(assign);
+    if (code != RdKafka::ERR_NO_ERROR) return Error{Errc::kUnavailable, "assign: " + RdKafka::err2str(code), true};
+    return Status::Ok();
+  }
+
+  std::vector<Record> Poll(size_t max_records, std::chrono::milliseconds timeout, OffsetMap& positions) override {
+    std::vector<Record> out;
+    int wait_ms = static_cast<int>(timeout.count());
+    while (out.size() < max_records) {
+      std::unique_ptr<RdKafka::Message> m(consumer_->consume(wait_ms));
+      wait_ms = 0;
+      if (!m || m->err() == RdKafka::ERR__TIMED_OUT) break;
+      if (m->err() == RdKafka::ERR__PARTITION_EOF) {
+        // The end of the partition: the offset is past any markers that follow the last record.
+        positions[{topic_, m->partition()}] = m->offset();
+        continue;
+      }
+      if (m->err() != RdKafka::ERR_NO_ERROR) {
+        Log()->warn("reading {}: {}", topic_, m->errstr());
+        break;
+      }
+      Record r;
+      r.topic = topic_;
+      r.partition = m->partition();
+      r.offset = m->offset();
+      if (m->key() != nullptr) r.key = *m->key();
+      if (m->payload() != nullptr) r.value.assign(static_cast<const char*>(m->payload()), m->len());
+      r.timestamp_ms = m->timestamp().timestamp;
+      positions[{topic_, r.partition}] = r.offset + 1;
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
+  core::Result<OffsetMap> EndOffsets() override {
+    auto marks = TopicWatermarks(*consumer_, topic_);
+    if (!marks.ok()) return marks.error();
+    OffsetMap out;
+    for (const auto& [p, w] : marks.value()) out[{topic_, p}] = w.high;
+    return out;
+  }
+
+ private:
+  std::string topic_;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+};
+
+}  // namespace
+
+core::Result<std::unique_ptr<TopicTail>> TopicTail::Open(const KafkaConfig& config, const std::string& topic,
+                                                         const OffsetMap& start) {
+  auto tail = std::make_unique<TopicTailImpl>();
+  if (auto s = tail->Init(config, topic, start); !s.ok()) return s.error();
+  return std::unique_ptr<TopicTail>(std::move(tail));
+}
+
 core::Result<OffsetMap> ReadBulk(const KafkaConfig& config, const std::string& topic, const OffsetMap& start,
                                  const std::function<void(std::span<const RecordView>)>& fn,
                                  const std::function<void(int64_t, int64_t)>& progress) {

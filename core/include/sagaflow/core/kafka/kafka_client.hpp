@@ -156,6 +156,28 @@ core::Result<OffsetMap> ReadToEnd(const KafkaConfig& config, const std::string& 
                                   const std::function<void(int64_t)>& progress = {},
                                   const std::vector<int32_t>& only_partitions = {});
 
+/// Follows every partition of one topic without a consumer group: the
+/// read_committed records from given offsets on, as they are committed, and
+/// where the reading of each partition stands (past transaction markers and
+/// aborted records too, once it reached the partition's end). The base of a
+/// global view (services/runtime/global_view.hpp).
+/// Thread safety: Poll from one thread; EndOffsets from any thread.
+class TopicTail {
+ public:
+  /// Assigns every partition of `topic`, each from its offset in `start`
+  /// (missing partitions from the beginning).
+  static core::Result<std::unique_ptr<TopicTail>> Open(const KafkaConfig& config, const std::string& topic,
+                                                       const OffsetMap& start);
+  virtual ~TopicTail() = default;
+  /// Up to `max_records` records, waiting at most `timeout` for the first.
+  /// `positions` receives the next offset to read of every partition whose
+  /// reading advanced (by records, or by reaching the partition's end).
+  virtual std::vector<Record> Poll(size_t max_records, std::chrono::milliseconds timeout, OffsetMap& positions) = 0;
+  /// The current end of every partition: reading is complete once each
+  /// partition's position reached it (retryable error when the broker does not answer).
+  virtual core::Result<OffsetMap> EndOffsets() = 0;
+};
+
 /// A record handed out by ReadBulk: views into the client's buffers, valid
 /// only during the call that receives it.
 struct RecordView {
