@@ -45,6 +45,7 @@ core::Status Service::Start() {
   }
   // Just-created topics may not have partition leaders yet: retry what can be retried.
   if (auto s = Retrying("reading the topics' partitions", [this] { return CheckCoPartitioned(); }); !s.ok()) return s;
+  if (auto s = Retrying("starting", [this] { return BeforeServing(); }); !s.ok()) return s;
 
   core::TaskEngineOptions eo;
   eo.kafka = kafka;
@@ -156,6 +157,7 @@ void Service::Stop() {
   http_.Stop();
   if (engine_) engine_->Stop();
   if (loop_.joinable()) loop_.join();
+  if (store_) AfterStopping();
   if (started_.load()) log_->info("stopped");
 }
 

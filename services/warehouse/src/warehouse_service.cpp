@@ -2,6 +2,8 @@
 
 #include <future>
 
+#include "sagaflow/runtime/global_view.hpp"
+
 namespace sagaflow::warehouse {
 namespace {
 
@@ -12,6 +14,8 @@ using runtime::HttpRequest;
 using runtime::HttpResponse;
 
 constexpr auto kRestockTimeout = std::chrono::seconds(10);
+// How long a read waits for the views to hold what was committed before it.
+constexpr auto kViewCatchUp = std::chrono::seconds(2);
 // Bounds of a reservation command: what the REST edge accepts, with room.
 constexpr size_t kMaxLines = 1000;
 constexpr int64_t kMaxQuantity = 1'000'000'000;
@@ -98,19 +102,46 @@ class WarehouseService final : public runtime::Participant {
  protected:
   std::unique_ptr<runtime::ServiceTask> CreateTask(int32_t task) override;
 
+  // The stock and the reservations of every item, whichever instance owns it:
+  // read-only views of the two changelogs over all their partitions, kept in
+  // this instance's store next to (not mixed with) its tasks' state.
+  core::Status BeforeServing() override {
+    for (auto* view : {&stock_view_, &reservations_view_}) {
+      if (*view) (*view)->Stop();
+      view->reset();
+    }
+    stock_view_ = std::make_unique<runtime::GlobalView>(
+        runtime::GlobalViewOptions{.kafka = kafka_config(), .topic = stock_.topic, .table = "view-stock"},
+        mutable_store());
+    reservations_view_ = std::make_unique<runtime::GlobalView>(
+        runtime::GlobalViewOptions{
+            .kafka = kafka_config(), .topic = reservations_.topic, .table = "view-reservation"},
+        mutable_store());
+    if (auto s = stock_view_->Start(); !s.ok()) return s;
+    return reservations_view_->Start();
+  }
+  void AfterStopping() override {
+    if (stock_view_) stock_view_->Stop();
+    if (reservations_view_) reservations_view_->Stop();
+  }
+
   void AddParticipantRoutes(runtime::HttpServer& http) override {
+    // Reads wait (briefly) until the view holds what was committed before
+    // them: a client that saw its order end sees its reservation.
     http.Route("GET", "/stock", [this](const HttpRequest&) {
+      const bool caught_up = stock_view_->CatchUp(kViewCatchUp).ok();
       json items = json::array();
-      store().ScanPrefix("stock/", [&](std::string_view, std::string_view value) {
+      stock_view_->Scan("", [&](std::string_view, std::string_view value) {
         items.push_back(StockToJson(*runtime::DecodeStored<core::StockLevel>(std::string(value))));
         return true;
       });
-      return HttpResponse::Json({{"items", items}, {"default_stock", default_stock_}});
+      return HttpResponse::Json({{"items", items}, {"default_stock", default_stock_}, {"up_to_date", caught_up}});
     });
     http.Route("POST", "/stock", [this](const HttpRequest& req) { return PostStock(req); });
     http.Route("GET", R"(/reservations/(\d+))", [this](const HttpRequest& req) {
+      (void)reservations_view_->CatchUp(kViewCatchUp);
       std::vector<core::Reservation> legs;
-      store().ScanPrefix("reservation/" + req.captures[0] + "/", [&](std::string_view, std::string_view value) {
+      reservations_view_->Scan(req.captures[0] + "/", [&](std::string_view, std::string_view value) {
         legs.push_back(*runtime::DecodeStored<core::Reservation>(std::string(value)));
         return true;
       });
@@ -175,6 +206,8 @@ class WarehouseService final : public runtime::Participant {
   const runtime::Changelog stock_;
   const runtime::Changelog reservations_;
   RestockQueue restocks_;
+  std::unique_ptr<runtime::GlobalView> stock_view_;
+  std::unique_ptr<runtime::GlobalView> reservations_view_;
 };
 
 // Reserves and releases the stock of the items of its partition, one leg

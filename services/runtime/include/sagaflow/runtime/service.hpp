@@ -131,6 +131,13 @@ class Service {
   /// One task for all partitions: for state that is not partitioned like the
   /// input (the warehouse's stock, keyed by item).
   virtual bool SingleTask() const { return false; }
+  /// Called by Start once the store is open and the topics exist, before HTTP
+  /// serves and the engine runs (e.g. to start a GlobalView); an error fails Start.
+  virtual core::Status BeforeServing() { return core::Status::Ok(); }
+  /// Called by Stop after HTTP and the engine stopped (e.g. to stop a GlobalView).
+  virtual void AfterStopping() {}
+  /// The store, for a GlobalView kept in it (its keys under its own table).
+  eventstore::ProjectionStore& mutable_store() { return *store_; }
 
  private:
   friend class ServiceTask;  // writes the store after its commits
