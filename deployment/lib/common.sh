@@ -55,14 +55,17 @@ SAGAFLOW_BROKERS=$KAFKA_HOST:$KAFKA_PORT
 # The services binary; overridable to run the scripts against another build.
 SAGAFLOW_BIN=${SAGAFLOW_BIN:-$SAGAFLOW_ROOT/build/bin/sagaflow}
 
-# The services in start order, and the HTTP port of each.
+# The services in start order, and the HTTP port of each: 8281..8285 unless
+# SAGAFLOW_HTTP_PORT_BASE moves them (base + 1 .. base + 5; default 8280).
 SERVICES=(order orchestrator warehouse payment notification)
+HTTP_PORT_BASE=${SAGAFLOW_HTTP_PORT_BASE:-8280}
+[[ $HTTP_PORT_BASE =~ ^[0-9]+$ ]] || HTTP_PORT_BASE=8280
 declare -A SERVICE_PORT=(
-  [order]=8281
-  [orchestrator]=8282
-  [warehouse]=8283
-  [payment]=8284
-  [notification]=8285
+  [order]=$((HTTP_PORT_BASE + 1))
+  [orchestrator]=$((HTTP_PORT_BASE + 2))
+  [warehouse]=$((HTTP_PORT_BASE + 3))
+  [payment]=$((HTTP_PORT_BASE + 4))
+  [notification]=$((HTTP_PORT_BASE + 5))
 )
 
 say() { printf '%s: %s\n' "$SCRIPT_NAME" "$*"; }
@@ -90,7 +93,7 @@ http_ok() {
 }
 
 # proc_is NAME PID: true when PID is alive and is the process NAME ("kafka"
-# for the broker, otherwise a service name). Checking the command line, not
+# for the broker, "kafka-N" for node N of a cluster, otherwise a service name). Checking the command line, not
 # only the pid, keeps a stale pid file that points at a recycled pid from
 # being mistaken for our process. Zombies have an empty command line, so they
 # count as gone.
@@ -99,8 +102,9 @@ proc_is() {
   [[ $pid =~ ^[0-9]+$ ]] || return 1
   cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
   case $name in
-    kafka) [[ $cmd == *" kafka.Kafka "* ]] ;;
-    *) [[ $cmd == *sagaflow" $name "* ]] ;;
+    kafka | kafka-[0-9]*) [[ $cmd == *" kafka.Kafka "* ]] ;; # the broker, or node N of a cluster
+    # Instance N > 1 of a service is named "<service>-N" (deployment/up --instances).
+    *) [[ $cmd == *sagaflow" ${name%-[0-9]*} "* ]] ;;
   esac
 }
 
@@ -212,5 +216,42 @@ stop_processes() {
     fi
     rm -f "$VAR_RUN/$name.pid"
     say "$name stopped"
+  done
+}
+
+# ------------------------------------------------------ service instances
+# deployment/up --instances N runs instance I (1..9) of a service as
+# "<service>" for I = 1 and "<service>-I" otherwise, with HTTP port
+# <service port> + 10 (I-1) (order: 8281, 8291, 8301, ...), data in
+# var/data/<name>/, log var/log/<name>.log and pid file var/run/<name>.pid.
+MAX_INSTANCES=9
+
+# instance_role NAME: the service of an instance name ("order-2" -> order).
+instance_role() { printf '%s\n' "${1%-[0-9]*}"; }
+
+# instance_index NAME: its instance number ("order-2" -> 2, "order" -> 1).
+instance_index() {
+  if [[ $1 =~ -([0-9]+)$ ]]; then printf '%s\n' "${BASH_REMATCH[1]}"; else echo 1; fi
+}
+
+# instance_name SERVICE I
+instance_name() { if (($2 == 1)); then printf '%s\n' "$1"; else printf '%s\n' "$1-$2"; fi; }
+
+# instance_port NAME: the HTTP port of an instance.
+instance_port() {
+  local role index
+  role=$(instance_role "$1")
+  index=$(instance_index "$1")
+  echo $((SERVICE_PORT[$role] + 10 * (index - 1)))
+}
+
+# running_instances: the name of every service instance that runs (by pid file).
+running_instances() {
+  local file name
+  for file in "$VAR_RUN"/*.pid; do
+    [[ -e $file ]] || continue
+    name=$(basename "$file" .pid)
+    [[ -n ${SERVICE_PORT[$(instance_role "$name")]:-} ]] || continue
+    if running_pid "$name" >/dev/null; then printf '%s\n' "$name"; fi
   done
 }

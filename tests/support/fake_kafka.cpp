@@ -73,6 +73,10 @@ class FakeConsumer final : public kafka::GroupConsumer {
   }
   void Close() override {}
   void* NativeHandle() override { return nullptr; }
+  std::string FatalError() const override {
+    std::lock_guard lock(k_.mu_);
+    return k_.consumer_failure_;
+  }
 
  private:
   FakeKafka& k_;
@@ -172,6 +176,11 @@ void FakeKafka::FailNextCommits(int n) {
 void FakeKafka::Fence(const std::string& transactional_id) {
   std::lock_guard lock(mu_);
   fenced_.insert(transactional_id);
+}
+
+void FakeKafka::FailConsumer(const std::string& reason) {
+  std::lock_guard lock(mu_);
+  consumer_failure_ = reason;
 }
 
 bool FakeKafka::Paused(const std::string& topic, int32_t partition) const {

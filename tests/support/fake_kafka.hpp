@@ -33,6 +33,8 @@ class FakeKafka {
   void FailNextCommits(int n);
   /// Producers with this transactional id are fenced from now on.
   void Fence(const std::string& transactional_id);
+  /// The consumer fails for good (as librdkafka's fatal errors do) at its next poll.
+  void FailConsumer(const std::string& reason);
   /// Whether topic/partition is paused by the consumer.
   bool Paused(const std::string& topic, int32_t partition) const;
   /// Transactional ids opened, in order.
@@ -56,6 +58,7 @@ class FakeKafka {
   std::set<kafka::TopicPartition> paused_;
   int fail_commits_ = 0;
   std::set<std::string> fenced_;
+  std::string consumer_failure_;
   std::vector<std::string> opened_;
 };
 

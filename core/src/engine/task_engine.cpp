@@ -294,6 +294,12 @@ Status TaskEngine::Run() {
     d.active.store(active);
     d.assigned.store(d.tasks.size());
     auto records = d.consumer->Poll(d.options.max_batch, kPollInterval);
+    if (auto fatal = d.consumer->FatalError(); !fatal.empty()) {
+      // It will never fetch again: stop, so the process exits and is seen to.
+      result = Error{Errc::kInternal, "the group consumer failed for good: " + fatal};
+      Log()->error("{}: {}", d.options.service, result.error().message);
+      break;
+    }
     for (auto& r : records) {
       auto it = d.tasks.find(d.TaskOf(r.partition));
       if (it == d.tasks.end()) {

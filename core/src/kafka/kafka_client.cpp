@@ -7,6 +7,7 @@
 #include "sagaflow/core/log.hpp"
 
 #include <algorithm>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -339,6 +340,13 @@ class ConsumerImpl final : public GroupConsumer {
       const auto err = m->err();
       if (err == RdKafka::ERR__TIMED_OUT) break;
       if (err == RdKafka::ERR__PARTITION_EOF) continue;
+      if (err == RdKafka::ERR__FATAL) {
+        std::string reason;
+        const auto code = consumer_->fatal_error(reason);
+        std::lock_guard lock(fatal_mu_);
+        fatal_ = RdKafka::err2str(code) + ": " + reason;
+        break;
+      }
       if (err != RdKafka::ERR_NO_ERROR) {
         Log()->warn("consume: {}", m->errstr());
         break;
@@ -412,6 +420,11 @@ class ConsumerImpl final : public GroupConsumer {
 
   void* NativeHandle() override { return consumer_.get(); }
 
+  std::string FatalError() const override {
+    std::lock_guard lock(fatal_mu_);
+    return fatal_;
+  }
+
  private:
   void PauseOrResume(const std::vector<TopicPartition>& partitions, bool pause) {
     if (partitions.empty()) return;
@@ -424,6 +437,8 @@ class ConsumerImpl final : public GroupConsumer {
 
   Rebalancer rebalancer_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  mutable std::mutex fatal_mu_;
+  std::string fatal_;  // guarded by fatal_mu_
   bool closed_ = false;
 };
 
@@ -517,7 +532,9 @@ Status CreateTopics(const KafkaConfig& config, const std::vector<core::TopicSpec
 
   std::vector<rd_kafka_NewTopic_t*> new_topics;
   for (const auto& t : topics) {
-    auto* nt = rd_kafka_NewTopic_new(t.name.c_str(), t.partitions, 1, errbuf, sizeof(errbuf));
+    // Replication factor -1: the broker's default.replication.factor, so that one broker (1) and the
+    // three-node cluster (3, with min.insync.replicas=2) each set their own (deployment/kafka/cluster).
+    auto* nt = rd_kafka_NewTopic_new(t.name.c_str(), t.partitions, -1, errbuf, sizeof(errbuf));
     if (nt == nullptr) {
       rd_kafka_NewTopic_destroy_array(new_topics.data(), new_topics.size());
       return Error{Errc::kInvalidArgument, "topic " + t.name + ": " + errbuf};

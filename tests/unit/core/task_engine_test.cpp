@@ -154,6 +154,22 @@ TEST_F(TaskEngineTest, AFencedTaskStopsTheEngineWithTheFencedError) {
   EXPECT_TRUE(Out().empty());
 }
 
+// A consumer that can never fetch again (librdkafka's fatal errors, e.g. a
+// static member fenced by another with its group.instance.id) must not leave
+// a service that looks healthy and consumes nothing.
+TEST_F(TaskEngineTest, AConsumerFailedForGoodStopsTheEngineWithItsReason) {
+  kafka_.Append("in", 0, "a");
+  Start();
+  kafka_.Assign({{"in", 0}});
+  ASSERT_TRUE(WaitFor([&] { return Out().size() == 1; }, 5s));
+  kafka_.FailConsumer("Broker: Static consumer fenced by other consumer with same group.instance.id");
+  ASSERT_TRUE(WaitFor([&] { return !engine_->running(); }, 5s));
+  loop_.join();
+  ASSERT_FALSE(result_.ok());
+  EXPECT_NE(result_.error().message.find("group.instance.id"), std::string::npos) << result_.error().message;
+  EXPECT_EQ(engine_->assigned_tasks(), 0u);
+}
+
 TEST_F(TaskEngineTest, ASingleTaskOwnsEveryPartition) {
   kafka_.Append("in", 0, "a");
   kafka_.Append("in", 1, "b");

@@ -129,6 +129,9 @@ class GroupConsumer {
   virtual void Resume(const std::vector<TopicPartition>& partitions) = 0;
   /// Leaves the group cleanly.
   virtual void Close() = 0;
+  /// The consumer's fatal error once it has one (e.g. fenced by another member
+  /// with its group.instance.id), "" before: it will never consume again.
+  virtual std::string FatalError() const = 0;
 
   /// Internal: the librdkafka handle (rd_kafka_t*), for the producer.
   virtual void* NativeHandle() = 0;
