@@ -59,7 +59,7 @@ flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<w::StepRecord>>> Wri
   out.reserve(steps.size());
   for (const auto& s : steps) {
     auto detail = b.CreateString(s.detail);
-    out.push_back(w::CreateStepRecord(b, static_cast<w::Step>(s.step), s.attempt, s.ok, s.at_ms, detail));
+    out.push_back(w::CreateStepRecord(b, static_cast<w::Step>(s.step), s.attempt, s.ok, s.at_ms, detail, s.leg));
   }
   return b.CreateVector(out);
 }
@@ -71,6 +71,12 @@ flatbuffers::Offset<flatbuffers::Vector<w::Step>> WriteStepList(Builder& b, cons
   raw.reserve(steps.size());
   for (Step step : steps) raw.push_back(static_cast<w::Step>(step));
   return b.CreateVector(raw);
+}
+
+// Like WriteStepList: absent when empty (every step that does not fan out).
+flatbuffers::Offset<flatbuffers::Vector<int64_t>> WriteLegs(Builder& b, const std::vector<LegKey>& legs) {
+  if (legs.empty()) return 0;
+  return b.CreateVector(legs);
 }
 
 struct PayloadWriter {
@@ -85,12 +91,12 @@ struct PayloadWriter {
   flatbuffers::Offset<void> operator()(const StepCommand& m) {
     type = w::Payload::StepCommand;
     auto order = WriteOrder(b, m.order);
-    return w::CreateStepCommand(b, static_cast<w::Step>(m.step), m.attempt, order).Union();
+    return w::CreateStepCommand(b, static_cast<w::Step>(m.step), m.attempt, order, m.leg).Union();
   }
   flatbuffers::Offset<void> operator()(const StepReply& m) {
     type = w::Payload::StepReply;
     auto detail = b.CreateString(m.detail);
-    return w::CreateStepReply(b, static_cast<w::Step>(m.step), m.attempt, m.ok, detail).Union();
+    return w::CreateStepReply(b, static_cast<w::Step>(m.step), m.attempt, m.ok, detail, m.leg).Union();
   }
   flatbuffers::Offset<void> operator()(const FinalStatus& m) {
     type = w::Payload::FinalStatus;
@@ -110,13 +116,14 @@ struct PayloadWriter {
             return w::CreateSagaStarted(b, order).Union();
           } else if constexpr (std::is_same_v<T, StepRequested>) {
             body_type = w::SagaEventBody::StepRequested;
-            return w::CreateStepRequested(b, static_cast<w::Step>(e.step), e.attempt, e.deadline_ms).Union();
+            auto legs = WriteLegs(b, e.legs);
+            return w::CreateStepRequested(b, static_cast<w::Step>(e.step), e.attempt, e.deadline_ms, legs).Union();
           } else if constexpr (std::is_same_v<T, StepReplied>) {
             body_type = w::SagaEventBody::StepReplied;
             auto detail = b.CreateString(e.detail);
             auto compensations = WriteStepList(b, e.compensations);
             return w::CreateStepReplied(b, static_cast<w::Step>(e.step), e.attempt, e.ok, detail,
-                                        static_cast<w::StepOutcome>(e.outcome), compensations)
+                                        static_cast<w::StepOutcome>(e.outcome), compensations, e.leg)
                 .Union();
           } else if constexpr (std::is_same_v<T, StepTimedOut>) {
             body_type = w::SagaEventBody::StepTimedOut;
@@ -143,7 +150,7 @@ struct PayloadWriter {
     auto items = WriteItems(b, m.items);
     auto detail = b.CreateString(m.detail);
     return w::CreateReservation(b, m.order_id, static_cast<w::ReservationState>(m.state), items, m.reply_ok, detail,
-                                m.at_ms, m.released_without_reserve)
+                                m.at_ms, m.released_without_reserve, m.item_id)
         .Union();
   }
   flatbuffers::Offset<void> operator()(const Payment& m) {
@@ -189,10 +196,23 @@ struct PayloadWriter {
     auto notes = b.CreateVectorOfStrings(m.notes);
     auto history = WriteSteps(b, m.history);
     auto detail = b.CreateString(m.detail);
+    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<w::LegRecord>>> legs = 0;
+    if (!m.legs.empty()) {
+      std::vector<flatbuffers::Offset<w::LegRecord>> raw;
+      raw.reserve(m.legs.size());
+      for (const auto& l : m.legs) {
+        raw.push_back(w::CreateLegRecord(b, static_cast<w::Step>(l.step), l.leg, static_cast<int8_t>(l.status)));
+      }
+      legs = b.CreateVector(raw);
+    }
     return w::CreateSagaState(b, m.order_id, order, static_cast<int8_t>(m.phase), pending, succeeded, to_compensate,
                               failure, notes, history, static_cast<w::OrderStatus>(m.status), detail,
-                              m.started_at_ms, m.ended_at_ms, m.version)
+                              m.started_at_ms, m.ended_at_ms, m.version, legs)
         .Union();
+  }
+  flatbuffers::Offset<void> operator()(const Restock& m) {
+    type = w::Payload::Restock;
+    return w::CreateRestock(b, m.item_id, m.quantity).Union();
   }
   flatbuffers::Offset<void> operator()(const DeadLetter& m) {
     type = w::Payload::DeadLetter;
@@ -238,7 +258,12 @@ Order ReadOrder(const w::Order* o, const char* where) {
 }
 
 Step ReadStep(w::Step step) { return static_cast<Step>(CheckedEnum(step, 4, "step")); }
-StepOutcome ReadOutcome(w::StepOutcome o) { return static_cast<StepOutcome>(CheckedEnum(o, 5, "step outcome")); }
+StepOutcome ReadOutcome(w::StepOutcome o) { return static_cast<StepOutcome>(CheckedEnum(o, 6, "step outcome")); }
+
+std::vector<LegKey> ReadLegs(const flatbuffers::Vector<int64_t>* legs) {
+  if (legs == nullptr) return {};
+  return {legs->begin(), legs->end()};
+}
 
 std::vector<Step> ReadStepList(const flatbuffers::Vector<w::Step>* steps) {
   std::vector<Step> out;
@@ -255,7 +280,7 @@ std::vector<StepRecord> ReadSteps(const flatbuffers::Vector<flatbuffers::Offset<
   if (steps == nullptr) return out;
   out.reserve(steps->size());
   for (const auto* s : *steps) {
-    out.push_back(StepRecord{ReadStep(s->step()), s->attempt(), s->ok(), s->at_ms(), Str(s->detail())});
+    out.push_back(StepRecord{ReadStep(s->step()), s->attempt(), s->ok(), s->at_ms(), Str(s->detail()), s->leg()});
   }
   return out;
 }
@@ -271,12 +296,14 @@ SagaEventBody ReadSagaEventBody(const w::SagaEvent* e) {
       return SagaStarted{ReadOrder(e->body_as_SagaStarted()->order(), "SagaStarted")};
     case w::SagaEventBody::StepRequested: {
       const auto* r = e->body_as_StepRequested();
-      return StepRequested{ReadStep(r->step()), r->attempt(), r->deadline_ms()};
+      return StepRequested{ReadStep(r->step()), r->attempt(), r->deadline_ms(), ReadLegs(r->legs())};
     }
     case w::SagaEventBody::StepReplied: {
       const auto* r = e->body_as_StepReplied();
-      return StepReplied{ReadStep(r->step()), r->attempt(), r->ok(), Str(r->detail()), ReadOutcome(r->outcome()),
-                         ReadStepList(r->compensations())};
+      return StepReplied{ReadStep(r->step()),          r->attempt(),
+                         r->ok(),                      Str(r->detail()),
+                         ReadOutcome(r->outcome()),    ReadStepList(r->compensations()),
+                         r->leg()};
     }
     case w::SagaEventBody::StepTimedOut: {
       const auto* r = e->body_as_StepTimedOut();
@@ -306,11 +333,11 @@ Payload ReadPayload(const w::Envelope* env) {
       return OrderPlaced{ReadOrder(env->payload_as_OrderPlaced()->order(), "OrderPlaced")};
     case w::Payload::StepCommand: {
       const auto* m = env->payload_as_StepCommand();
-      return StepCommand{ReadStep(m->step()), m->attempt(), ReadOrder(m->order(), "StepCommand")};
+      return StepCommand{ReadStep(m->step()), m->attempt(), ReadOrder(m->order(), "StepCommand"), m->leg()};
     }
     case w::Payload::StepReply: {
       const auto* m = env->payload_as_StepReply();
-      return StepReply{ReadStep(m->step()), m->attempt(), m->ok(), Str(m->detail())};
+      return StepReply{ReadStep(m->step()), m->attempt(), m->ok(), Str(m->detail()), m->leg()};
     }
     case w::Payload::FinalStatus: {
       const auto* m = env->payload_as_FinalStatus();
@@ -332,7 +359,8 @@ Payload ReadPayload(const w::Envelope* env) {
                          m->reply_ok(),
                          Str(m->detail()),
                          m->at_ms(),
-                         m->released_without_reserve()};
+                         m->released_without_reserve(),
+                         m->item_id()};
     }
     case w::Payload::Payment: {
       const auto* m = env->payload_as_Payment();
@@ -395,7 +423,17 @@ Payload ReadPayload(const w::Envelope* env) {
       out.started_at_ms = m->started_at_ms();
       out.ended_at_ms = m->ended_at_ms();
       out.version = m->version();
+      if (m->legs() != nullptr) {
+        for (const auto* l : *m->legs()) {
+          out.legs.push_back(LegRecord{ReadStep(l->step()), l->leg(),
+                                       static_cast<LegStatus>(CheckedEnum(l->status(), 2, "leg status"))});
+        }
+      }
       return out;
+    }
+    case w::Payload::Restock: {
+      const auto* m = env->payload_as_Restock();
+      return Restock{m->item_id(), m->quantity()};
     }
     default:
       break;
@@ -458,7 +496,8 @@ Result<Message> Decode(std::string_view bytes) {
 std::string_view PayloadName(const Payload& payload) {
   static constexpr std::string_view kNames[] = {"OrderPlaced", "StepCommand", "StepReply",    "FinalStatus",
                                                 "SagaEvent",   "StockLevel",  "Reservation",  "Payment",
-                                                "Notification", "OrderRecord", "DeadLetter",  "SagaState"};
+                                                "Notification", "OrderRecord", "DeadLetter",  "SagaState",
+                                                "Restock"};
   static_assert(std::size(kNames) == std::variant_size_v<Payload>);
   return kNames[payload.index()];
 }

@@ -19,10 +19,17 @@ std::shared_ptr<spdlog::logger> Log() {
 // Collects one iteration's outputs. The transaction is begun lazily, at the
 // first record produced, so idle iterations cost no broker round trip.
 class Processor::Context final : public TxContext {
+  static constexpr int32_t kAnyPartition = -1;
+
  public:
   explicit Context(Processor& p) : p_(p) {}
 
   void Produce(const std::string& topic, const std::string& key, const std::string& value) override {
+    ProduceTo(topic, kAnyPartition, key, value);
+  }
+
+  void ProduceTo(const std::string& topic, int32_t partition, const std::string& key,
+                 const std::string& value) override {
     if (!error_.ok()) return;
     if (!p_.producer_->InTransaction()) {
       auto s = p_.producer_->Begin();
@@ -31,7 +38,8 @@ class Processor::Context final : public TxContext {
         return;
       }
     }
-    auto s = p_.producer_->Produce(topic, key, value);
+    auto s = partition == kAnyPartition ? p_.producer_->Produce(topic, key, value)
+                                        : p_.producer_->ProduceTo(topic, partition, key, value);
     if (!s.ok()) {
       error_ = s;
       return;

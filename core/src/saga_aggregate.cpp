@@ -53,13 +53,85 @@ bool IsLastAttempt(const StepPolicy& policy, int32_t attempt) {
   return policy.max_attempts > 0 && attempt >= policy.max_attempts;
 }
 
+// ---- legs of fanned-out steps ----
+
+bool HasLegs(const SagaState& state, Step step) {
+  return std::any_of(state.legs.begin(), state.legs.end(), [&](const LegRecord& l) { return l.step == step; });
+}
+
+LegRecord* FindLeg(SagaState& state, Step step, LegKey leg) {
+  for (LegRecord& l : state.legs) {
+    if (l.step == step && l.leg == leg) return &l;
+  }
+  return nullptr;
+}
+
+bool IsAwaited(const SagaState& state, Step step, LegKey leg) {
+  return std::any_of(state.legs.begin(), state.legs.end(), [&](const LegRecord& l) {
+    return l.step == step && l.leg == leg && l.status == LegStatus::kAwaited;
+  });
+}
+
+// Whether a leg of `step` other than `leg` has not answered yet.
+bool OthersAwaited(const SagaState& state, Step step, LegKey leg) {
+  return std::any_of(state.legs.begin(), state.legs.end(), [&](const LegRecord& l) {
+    return l.step == step && l.leg != leg && l.status == LegStatus::kAwaited;
+  });
+}
+
+// The legs of `step` other than `except` that did not fail: those that
+// succeeded and those still unanswered (their effect is unknown).
+std::vector<LegKey> LegsNotFailed(const SagaState& state, Step step, LegKey except = kNoLeg) {
+  std::vector<LegKey> legs;
+  for (const LegRecord& l : state.legs) {
+    if (l.step == step && l.leg != except && l.status != LegStatus::kFailed) legs.push_back(l.leg);
+  }
+  return legs;
+}
+
+std::vector<LegKey> AwaitedLegs(const SagaState& state, Step step) {
+  std::vector<LegKey> legs;
+  for (const LegRecord& l : state.legs) {
+    if (l.step == step && l.status == LegStatus::kAwaited) legs.push_back(l.leg);
+  }
+  return legs;
+}
+
+// FanOut::kPerItem: the order's distinct item ids, ascending.
+std::vector<LegKey> ItemLegs(const Order& order) {
+  std::vector<LegKey> legs;
+  for (const Item& item : order.items) legs.push_back(item.item_id);
+  std::sort(legs.begin(), legs.end());
+  legs.erase(std::unique(legs.begin(), legs.end()), legs.end());
+  return legs;
+}
+
+// What the command of one leg carries: the order with only the leg's lines.
+Order LegOrder(const Order& order, LegKey leg) {
+  Order out = order;
+  out.items.clear();
+  for (const Item& item : order.items) {
+    if (item.item_id == leg) out.items.push_back(item);
+  }
+  return out;
+}
+
+// Whether `failed` may have left an effect to undo. A step sent as one
+// command: only when its outcome is unknown (it timed out rather than
+// answered NOT OK). A fanned-out step: when a leg other than `failed_leg`
+// did not fail (it succeeded, or has not answered).
+bool MayHaveTakenEffect(const SagaState& state, Step failed, bool effect_unknown, LegKey failed_leg) {
+  if (!HasLegs(state, failed)) return effect_unknown;
+  return !LegsNotFailed(state, failed, failed_leg).empty();
+}
+
 // The compensations to run when `failed` fails: those of the compensatable
 // steps that succeeded, latest first, preceded by the failed step's own when
-// its effect is unknown (it timed out rather than answered NOT OK).
+// it may have left an effect (see MayHaveTakenEffect).
 std::vector<Step> CompensationPlan(const SagaDefinition& def, const SagaState& state, Step failed,
-                                   bool effect_unknown) {
+                                   bool effect_unknown, LegKey failed_leg = kNoLeg) {
   std::vector<Step> plan;
-  if (effect_unknown) {
+  if (MayHaveTakenEffect(state, failed, effect_unknown, failed_leg)) {
     const StepDefinition* failed_definition = def.Find(failed);
     if (failed_definition && failed_definition->kind == StepKind::kCompensatable &&
         failed_definition->compensation) {
@@ -78,14 +150,19 @@ std::vector<Step> CompensationPlan(const SagaDefinition& def, const SagaState& s
 // What a reply to `step` does to the saga, as decided today (Decide records it
 // in the event; Apply derives it the same way for events recorded before the
 // outcome was). A failed compensatable or pivot step starts the compensation
-// of the compensatable steps that succeeded.
-StepOutcome ReplyOutcome(const SagaDefinition& def, const SagaState& state, Step step, bool ok,
+// of the compensatable steps that succeeded. The reply of one leg of a
+// fanned-out step completes the step only when no other leg is awaited; a
+// leg that fails fails the step at once.
+StepOutcome ReplyOutcome(const SagaDefinition& def, const SagaState& state, Step step, bool ok, LegKey leg,
                          std::vector<Step>& compensations) {
+  const bool others_awaited = leg != kNoLeg && OthersAwaited(state, step, leg);
   const StepDefinition* definition = def.Find(step);
-  if (definition == nullptr) return StepOutcome::kAcknowledged;  // a compensation's reply
-  if (ok) return StepOutcome::kSucceeded;
+  if (definition == nullptr) {  // a compensation's reply
+    return others_awaited ? StepOutcome::kLegAnswered : StepOutcome::kAcknowledged;
+  }
+  if (ok) return others_awaited ? StepOutcome::kLegAnswered : StepOutcome::kSucceeded;
   if (definition->kind == StepKind::kRetriable) return StepOutcome::kNoted;
-  compensations = CompensationPlan(def, state, step, false);
+  compensations = CompensationPlan(def, state, step, false, leg);
   return StepOutcome::kCompensate;
 }
 
@@ -126,6 +203,7 @@ void ApplyOutcome(SagaState& state, Step step, StepOutcome outcome, std::string 
       }
       break;
     case StepOutcome::kRetry:
+    case StepOutcome::kLegAnswered:
     case StepOutcome::kUnrecorded:
       break;
   }
@@ -175,8 +253,16 @@ class DecisionBuilder {
     SagaEvent event{.at_ms = now_ms_, .body = std::move(body)};
     state_ = Apply(def_, std::move(state_), event);
     if (const auto* requested = std::get_if<StepRequested>(&event.body)) {
-      decision_.commands.push_back(
-          StepCommand{.step = requested->step, .attempt = requested->attempt, .order = state_.order});
+      if (requested->legs.empty()) {
+        decision_.commands.push_back(
+            StepCommand{.step = requested->step, .attempt = requested->attempt, .order = state_.order});
+      }
+      for (LegKey leg : requested->legs) {
+        decision_.commands.push_back(StepCommand{.step = requested->step,
+                                                 .attempt = requested->attempt,
+                                                 .order = LegOrder(state_.order, leg),
+                                                 .leg = leg});
+      }
     } else if (std::holds_alternative<SagaEnded>(event.body)) {
       decision_.final_status = FinalStatusOf(state_);
     }
@@ -185,7 +271,20 @@ class DecisionBuilder {
 
   void Request(Step step, int32_t attempt) {
     const int64_t wait = WaitFor(def_.PolicyFor(step), attempt);
-    Record(StepRequested{.step = step, .attempt = attempt, .deadline_ms = now_ms_ + wait});
+    Record(StepRequested{.step = step, .attempt = attempt, .deadline_ms = now_ms_ + wait, .legs = LegsFor(step, attempt)});
+  }
+
+  // The legs a request of `step` goes to; empty: one command for the step.
+  std::vector<LegKey> LegsFor(Step step, int32_t attempt) const {
+    if (def_.FanOutOf(step) != FanOut::kPerItem) return {};
+    // A retry goes to the legs that did not answer (none recorded: the step
+    // was sent as one command, by an earlier version, and stays so).
+    if (attempt > 1) return AwaitedLegs(state_, step);
+    if (def_.Find(step) == nullptr) {
+      // A compensation undoes every leg of its forward step that did not fail.
+      return LegsNotFailed(state_, def_.CompensatedBy(step)->step);
+    }
+    return ItemLegs(state_.order);
   }
 
   // `completed` is over (answered, or out of attempts): start whatever comes next.
@@ -242,11 +341,16 @@ Decision DecideReply(const SagaDefinition& def, const SagaState& state, const St
   // Any attempt of the awaited step answers it: participants deduplicate by
   // step, so every attempt gets the same outcome. Anything else is stale.
   if (!IsRunning(state) || !state.pending || state.pending->step != reply.step) return {};
+  // A fanned-out step takes each awaited leg's first reply; a leg that
+  // answered already, or is not one of the step's, is a duplicate or stale.
+  if (HasLegs(state, reply.step) ? !IsAwaited(state, reply.step, reply.leg) : reply.leg != kNoLeg) return {};
   DecisionBuilder builder(def, state, now_ms);
-  StepReplied replied{.step = reply.step, .attempt = reply.attempt, .ok = reply.ok, .detail = reply.detail};
-  replied.outcome = ReplyOutcome(def, state, reply.step, reply.ok, replied.compensations);
+  StepReplied replied{
+      .step = reply.step, .attempt = reply.attempt, .ok = reply.ok, .detail = reply.detail, .leg = reply.leg};
+  replied.outcome = ReplyOutcome(def, state, reply.step, reply.ok, reply.leg, replied.compensations);
+  const bool step_over = replied.outcome != StepOutcome::kLegAnswered;
   builder.Record(std::move(replied));
-  builder.Continue(reply.step);
+  if (step_over) builder.Continue(reply.step);
   return std::move(builder).Take();
 }
 
@@ -292,19 +396,34 @@ SagaState Apply(const SagaDefinition& def, SagaState state, const SagaEvent& eve
         } else if constexpr (std::is_same_v<Body, StepRequested>) {
           state.pending =
               PendingRequest{.step = body.step, .attempt = body.attempt, .deadline_ms = body.deadline_ms};
+          for (LegKey leg : body.legs) {
+            if (LegRecord* known = FindLeg(state, body.step, leg)) {
+              known->status = LegStatus::kAwaited;
+            } else {
+              state.legs.push_back(LegRecord{.step = body.step, .leg = leg, .status = LegStatus::kAwaited});
+            }
+          }
         } else if constexpr (std::is_same_v<Body, StepReplied>) {
           state.history.push_back(StepRecord{.step = body.step,
                                              .attempt = body.attempt,
                                              .ok = body.ok,
                                              .at_ms = event.at_ms,
-                                             .detail = body.detail});
+                                             .detail = body.detail,
+                                             .leg = body.leg});
+          if (body.leg != kNoLeg) {
+            if (LegRecord* leg = FindLeg(state, body.step, body.leg)) {
+              leg->status = body.ok ? LegStatus::kSucceeded : LegStatus::kFailed;
+            }
+          }
+          // One leg answered, others awaited: the step still waits.
+          if (body.outcome == StepOutcome::kLegAnswered) return;
           ClearPendingIfFor(state, body.step);
           if (body.outcome != StepOutcome::kUnrecorded) {
             ApplyOutcome(state, body.step, body.outcome, FailedDetail(body.step, body.detail), body.compensations);
           } else {
             // Recorded before outcomes were: derive it from the definition, as then.
             std::vector<Step> compensations;
-            const StepOutcome outcome = ReplyOutcome(def, state, body.step, body.ok, compensations);
+            const StepOutcome outcome = ReplyOutcome(def, state, body.step, body.ok, kNoLeg, compensations);
             ApplyOutcome(state, body.step, outcome, FailedDetail(body.step, body.detail), compensations);
           }
         } else if constexpr (std::is_same_v<Body, StepTimedOut>) {

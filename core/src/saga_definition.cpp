@@ -37,6 +37,12 @@ Service SagaDefinition::ServiceFor(Step step) const {
   return Service::kNone;
 }
 
+FanOut SagaDefinition::FanOutOf(Step step) const {
+  if (const StepDefinition* definition = Find(step)) return definition->fan_out;
+  if (const StepDefinition* compensated = CompensatedBy(step)) return compensated->fan_out;
+  return FanOut::kNone;
+}
+
 SagaDefinition OrderSagaDefinition(const OrderSagaTimings& timings) {
   const StepPolicy policy{.max_attempts = timings.max_attempts,
                           .deadline_ms = timings.deadline_ms,
@@ -58,7 +64,8 @@ SagaDefinition OrderSagaDefinition(const OrderSagaTimings& timings) {
                      .kind = StepKind::kCompensatable,
                      .service = Service::kWarehouse,
                      .compensation = Step::kReleaseStock,
-                     .policy = policy},
+                     .policy = policy,
+                     .fan_out = FanOut::kPerItem},
       StepDefinition{.step = Step::kCharge,
                      .kind = StepKind::kPivot,
                      .service = Service::kPayment,

@@ -14,6 +14,7 @@ TopicNames::TopicNames(std::string p)
       warehouse_reserve(prefix + "orders.service.warehouse.reserv"),
       warehouse_cancel(prefix + "orders.service.warehouse.cancel"),
       warehouse_status(prefix + "orders.service.warehouse.status"),
+      warehouse_restock(prefix + "orders.service.warehouse.restock"),
       payment_pay(prefix + "orders.service.payment.pay"),
       payment_status(prefix + "orders.service.payment.status"),
       notification_send(prefix + "orders.service.notification.send"),
@@ -50,8 +51,9 @@ const std::string& TopicNames::ReplyTopic(Service service) const {
 
 std::vector<TopicSpec> TopicNames::All(int32_t partitions) const {
   std::vector<TopicSpec> out;
-  for (const auto* name : {&order, &status, &neworder, &warehouse_reserve, &warehouse_cancel, &warehouse_status, &payment_pay,
-                           &payment_status, &notification_send, &notification_status, &dlq}) {
+  for (const auto* name : {&order, &status, &neworder, &warehouse_reserve, &warehouse_cancel, &warehouse_status,
+                           &warehouse_restock, &payment_pay, &payment_status, &notification_send, &notification_status,
+                           &dlq}) {
     out.push_back({*name, partitions, false, false});
   }
   out.push_back({saga_events, partitions, false, true});
@@ -80,8 +82,8 @@ std::vector<ServiceAccess> AccessTable(const TopicNames& t) {
        {t.warehouse_reserve, t.warehouse_cancel, t.payment_pay, t.notification_send, t.status, t.saga_events,
         t.saga_state, t.dlq}},
       {"warehouse",
-       {t.warehouse_reserve, t.warehouse_cancel, t.warehouse_stock, t.warehouse_reservations},
-       {t.warehouse_status, t.warehouse_stock, t.warehouse_reservations, t.dlq}},
+       {t.warehouse_reserve, t.warehouse_cancel, t.warehouse_restock, t.warehouse_stock, t.warehouse_reservations},
+       {t.warehouse_status, t.warehouse_restock, t.warehouse_stock, t.warehouse_reservations, t.dlq}},
       {"payment", {t.payment_pay, t.payment_payments}, {t.payment_status, t.payment_payments, t.dlq}},
       {"notification", {t.notification_send, t.notification_sent}, {t.notification_status, t.notification_sent, t.dlq}},
   };
@@ -127,5 +129,13 @@ std::string ToString(const AclBinding& acl) {
   const char* operation = acl.operation == O::kRead ? "READ" : acl.operation == O::kWrite ? "WRITE" : "IDEMPOTENT_WRITE";
   return acl.principal + " " + resource + " " + (acl.prefixed ? "PREFIXED " : "LITERAL ") + acl.name + " " + operation;
 }
+
+std::string ItemKey(ItemId id) { return std::to_string(id); }
+
+std::string CommandKey(OrderId saga, const StepCommand& command) {
+  return command.leg == kNoLeg ? SagaKey(saga) : ItemKey(command.leg);
+}
+
+std::string ReservationKey(OrderId order, ItemId item) { return std::to_string(order) + "/" + std::to_string(item); }
 
 }  // namespace sagaflow::core

@@ -35,6 +35,7 @@ std::string_view ToString(StepOutcome outcome) {
     case StepOutcome::kNoted: return "noted";
     case StepOutcome::kCompensate: return "compensate";
     case StepOutcome::kAcknowledged: return "acknowledged";
+    case StepOutcome::kLegAnswered: return "leg_answered";
   }
   return "unknown";
 }

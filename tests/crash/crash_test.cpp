@@ -1388,9 +1388,8 @@ Probe ProbeOrder(Harness& h, int port, const PlannedOrder& order, Clock::time_po
 }
 
 // One instance of each service takes the load; a second instance of each
-// (the warehouse excepted: its stock is keyed by item, so it runs as one
-// instance) joins mid-load and takes over partitions, restoring their state;
-// then one instance of each scaled service, chosen at random, is killed -9 and
+// joins mid-load and takes over partitions, restoring their state;
+// then one instance of each service, chosen at random, is killed -9 and
 // the survivor takes its partitions back. The load's clients send each order
 // to whichever order instance accepts its Idempotency-Key.
 TEST(ScaleOut, RebalanceUnderLoadAddsASecondInstanceOfEachServiceThenKillsOne) {
@@ -1408,7 +1407,7 @@ TEST(ScaleOut, RebalanceUnderLoadAddsASecondInstanceOfEachServiceThenKillsOne) {
   StartSystem(h);
   if (HasFatalFailure()) return;
 
-  const std::vector<std::string> scaled = {"order", "orchestrator", "payment", "notification"};
+  const std::vector<std::string> scaled = {"order", "orchestrator", "warehouse", "payment", "notification"};
   std::map<std::string, std::string> second;  // role -> its second instance (started mid-load)
   for (const auto& role : scaled) second[role] = h.AddInstance(role);
 

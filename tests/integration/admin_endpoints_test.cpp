@@ -76,41 +76,5 @@ TEST_F(AdminEndpoints, ATokenFileOthersCanReadIsRefusedAtStart) {
   EXPECT_NE(started.error().message.find("chmod 600"), std::string::npos) << started.error().message;
 }
 
-// A restock retried with the same Idempotency-Key (after a 503, or a restart)
-// answers the first result and restocks once; other items under that key: 422.
-TEST_F(AdminEndpoints, RestockWithAnIdempotencyKeyIsAppliedOnce) {
-  ASSERT_NO_FATAL_FAILURE(Boot());
-  auto& sys = *system_;
-  const std::string body = R"({"items":[{"item_id":4242,"quantity":7},{"item_id":4243,"quantity":1}]})";
-  const std::map<std::string, std::string> key = {{"Idempotency-Key", "restock-1"}};
-  auto first = sys.Request("warehouse", "POST", "/stock", body, "application/json", key);
-  ASSERT_EQ(first.status, 200) << first.body;
-  const auto after_first = sys.Stock();
-  ASSERT_TRUE(after_first.contains(4242));
-
-  auto again = sys.Request("warehouse", "POST", "/stock", body, "application/json", key);
-  EXPECT_EQ(again.status, 200) << again.body;
-  EXPECT_EQ(again.json, first.json);
-  EXPECT_EQ(sys.Stock(), after_first) << "a repeated key must not restock twice";
-
-  auto other = sys.Request("warehouse", "POST", "/stock", R"({"item_id":4242,"quantity":8})", "application/json", key);
-  EXPECT_EQ(other.status, 422) << other.body;
-  EXPECT_NE(other.json.value("error", "").find("restock-1"), std::string::npos) << other.body;
-  EXPECT_EQ(sys.Stock(), after_first);
-
-  // The key is recorded with the stock change in Kafka: a restarted warehouse remembers it.
-  sys.StopService("warehouse");
-  ASSERT_TRUE(sys.StartService("warehouse").ok());
-  auto after_restart = sys.Request("warehouse", "POST", "/stock", body, "application/json", key);
-  EXPECT_EQ(after_restart.status, 200) << after_restart.body;
-  EXPECT_EQ(after_restart.json, first.json);
-  EXPECT_EQ(sys.Stock(), after_first);
-
-  // Without a key (or with a new one) every request restocks.
-  auto fresh = sys.Request("warehouse", "POST", "/stock", body, "application/json", {{"Idempotency-Key", "restock-2"}});
-  ASSERT_EQ(fresh.status, 200) << fresh.body;
-  EXPECT_EQ(sys.Stock().at(4242).available, after_first.at(4242).available + 7);
-}
-
 }  // namespace
 }  // namespace sagaflow::testing

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -46,12 +47,13 @@ class HostileRecords : public SystemTest {
     return letters;
   }
 
-  static core::Message Command(core::OrderId saga, core::Step step, core::Order order) {
+  static core::Message Command(core::OrderId saga, core::Step step, core::Order order,
+                               core::LegKey leg = core::kNoLeg) {
     core::Message m;
     m.message_id = "stranger-" + std::to_string(saga);
     m.saga_id = saga;
     m.produced_at_ms = core::NowMs();
-    m.payload = core::StepCommand{step, 1, std::move(order)};
+    m.payload = core::StepCommand{step, 1, std::move(order), leg};
     return m;
   }
 };
@@ -71,11 +73,12 @@ TEST_F(HostileRecords, ANegativeQuantityIsDeadLetteredAndTheWarehouseKeepsServin
   ASSERT_NO_FATAL_FAILURE(Boot());
   auto& sys = *system_;
   const core::OrderId forged = 424242;
-  ASSERT_NO_FATAL_FAILURE(Inject(sys.topics().warehouse_reserve, core::SagaKey(forged),
-                                 Command(forged, core::Step::kReserveStock, OrderOf(forged, {{77, -5, 1}}))));
+  // A leg of the reservation, keyed by its item as the orchestrator sends it.
+  ASSERT_NO_FATAL_FAILURE(Inject(sys.topics().warehouse_reserve, core::ItemKey(77),
+                                 Command(forged, core::Step::kReserveStock, OrderOf(forged, {{77, -5, 1}}), 77)));
   // Its compensation comes next; it must not touch item 77 either.
-  ASSERT_NO_FATAL_FAILURE(Inject(sys.topics().warehouse_cancel, core::SagaKey(forged),
-                                 Command(forged, core::Step::kReleaseStock, OrderOf(forged, {{77, -5, 1}}))));
+  ASSERT_NO_FATAL_FAILURE(Inject(sys.topics().warehouse_cancel, core::ItemKey(77),
+                                 Command(forged, core::Step::kReleaseStock, OrderOf(forged, {{77, -5, 1}}), 77)));
 
   auto letters = WaitForDeadLetters(1);
   ASSERT_EQ(letters.size(), 1u);
@@ -102,6 +105,35 @@ TEST_F(HostileRecords, ACommandWhoseOrderIsNotItsSagaIsDeadLetteredAndChargesNob
   ASSERT_EQ(letters.size(), 1u);
   EXPECT_NE(letters[0].reason.find("a command for order 5002 in an envelope for saga 5001"), std::string::npos)
       << letters[0].reason;
+  EXPECT_TRUE(sys.ReadTopic(sys.topics().payment_payments).empty());
+}
+
+TEST_F(HostileRecords, RecordsKeyedAgainstTheFanOutAreDeadLetteredWithTheirReason) {
+  ASSERT_NO_FATAL_FAILURE(Boot());
+  auto& sys = *system_;
+  // A reservation leg keyed by its saga rather than its item; a leg of a step
+  // that does not fan out; a whole-order reservation; a restock keyed by another item.
+  ASSERT_NO_FATAL_FAILURE(Inject(sys.topics().warehouse_reserve, core::SagaKey(6001),
+                                 Command(6001, core::Step::kReserveStock, OrderOf(6001, {{10, 1, 1}}), 10)));
+  ASSERT_NO_FATAL_FAILURE(Inject(sys.topics().payment_pay, core::ItemKey(10),
+                                 Command(6002, core::Step::kCharge, OrderOf(6002, {{10, 1, 1}}), 10)));
+  ASSERT_NO_FATAL_FAILURE(Inject(sys.topics().warehouse_reserve, core::SagaKey(6003),
+                                 Command(6003, core::Step::kReserveStock, OrderOf(6003, {{10, 1, 1}}))));
+  core::Message restock{"stranger-restock", 0, "", core::NowMs(), 1, core::Restock{10, 5}};
+  ASSERT_NO_FATAL_FAILURE(Inject(sys.topics().warehouse_restock, core::ItemKey(11), restock));
+
+  auto letters = WaitForDeadLetters(4);
+  ASSERT_EQ(letters.size(), 4u);
+  std::vector<std::string> reasons;
+  for (const auto& l : letters) reasons.push_back(l.reason);
+  auto has = [&](const std::string& text) {
+    return std::any_of(reasons.begin(), reasons.end(), [&](const auto& r) { return r.find(text) != std::string::npos; });
+  };
+  EXPECT_TRUE(has("record key '6001' is not the leg's item id 10")) << ::testing::PrintToString(reasons);
+  EXPECT_TRUE(has("payment does not take legs of step charge")) << ::testing::PrintToString(reasons);
+  EXPECT_TRUE(has("a reservation is made per item")) << ::testing::PrintToString(reasons);
+  EXPECT_TRUE(has("record key '11' is not the item id 10")) << ::testing::PrintToString(reasons);
+  EXPECT_TRUE(sys.ReadTopic(sys.topics().warehouse_stock).empty()) << "nothing reserved or restocked";
   EXPECT_TRUE(sys.ReadTopic(sys.topics().payment_payments).empty());
 }
 

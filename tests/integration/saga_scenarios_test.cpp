@@ -85,11 +85,15 @@ TEST_F(SagaScenarios, ReferenceCheckScriptOutcomes) {
   ASSERT_EQ(ok["status"], 3) << ok.dump(2);
   EXPECT_EQ(ok["status_text"], "OK");
   EXPECT_EQ(Detail(ok), "");
-  EXPECT_EQ(Steps(ok), (std::vector<StepResult>{{"reserve_stock", "OK"}, {"charge", "OK"}, {"notify", "OK"}}));
-  ASSERT_EQ(ok["steps"].size(), 3u);
+  // The reservation fans out one leg per item (10 and 15): one step record each.
+  EXPECT_EQ(Steps(ok), (std::vector<StepResult>{{"reserve_stock", "OK"}, {"reserve_stock", "OK"}, {"charge", "OK"}, {"notify", "OK"}}));
+  ASSERT_EQ(ok["steps"].size(), 4u);
   EXPECT_EQ(ok["steps"][0]["service"], "warehouse");
-  EXPECT_EQ(ok["steps"][1]["service"], "payment");
-  EXPECT_EQ(ok["steps"][2]["service"], "notification");
+  EXPECT_EQ(ok["steps"][1]["service"], "warehouse");
+  EXPECT_EQ((std::set<int64_t>{ok["steps"][0].value("item_id", -1), ok["steps"][1].value("item_id", -1)}),
+            (std::set<int64_t>{10, 15}));
+  EXPECT_EQ(ok["steps"][2]["service"], "payment");
+  EXPECT_EQ(ok["steps"][3]["service"], "notification");
   for (const auto& s : ok["steps"]) EXPECT_FALSE(s["time"].get<std::string>().empty());
   auto payment = sys.Get("payment", "/payments/" + std::to_string(ok_id));
   ASSERT_EQ(payment.status, 200) << payment.body;
@@ -111,7 +115,7 @@ TEST_F(SagaScenarios, ReferenceCheckScriptOutcomes) {
   ASSERT_EQ(notify["status"], 3) << notify.dump(2);
   EXPECT_NE(Detail(notify).find("notify"), std::string::npos) << Detail(notify);
   EXPECT_EQ(Steps(notify),
-            (std::vector<StepResult>{{"reserve_stock", "OK"}, {"charge", "OK"}, {"notify", "NOT OK"}}));
+            (std::vector<StepResult>{{"reserve_stock", "OK"}, {"reserve_stock", "OK"}, {"charge", "OK"}, {"notify", "NOT OK"}}));
   notified = sys.Get("notification", "/notifications/" + std::to_string(notify_id));
   ASSERT_EQ(notified.status, 200) << notified.body;
   EXPECT_EQ(notified.json["ok"], false);
@@ -126,8 +130,8 @@ TEST_F(SagaScenarios, ReferenceCheckScriptOutcomes) {
   EXPECT_EQ(declined["status_text"], "NOT OK");
   EXPECT_NE(Detail(declined).find("charge failed"), std::string::npos) << Detail(declined);
   EXPECT_NE(Detail(declined).find("compensated: release_stock"), std::string::npos) << Detail(declined);
-  EXPECT_EQ(Steps(declined),
-            (std::vector<StepResult>{{"reserve_stock", "OK"}, {"charge", "NOT OK"}, {"release_stock", "OK"}}));
+  EXPECT_EQ(Steps(declined), (std::vector<StepResult>{{"reserve_stock", "OK"}, {"reserve_stock", "OK"}, {"charge", "NOT OK"},
+                                                      {"release_stock", "OK"}, {"release_stock", "OK"}}));
   payment = sys.Get("payment", "/payments/" + std::to_string(declined_id));
   ASSERT_EQ(payment.status, 200) << payment.body;
   EXPECT_EQ(payment.json["ok"], false);
@@ -145,11 +149,13 @@ TEST_F(SagaScenarios, ReferenceCheckScriptOutcomes) {
   finals.push_back(refused);
   ASSERT_EQ(refused["status"], 4) << refused.dump(2);
   EXPECT_NE(Detail(refused).find("reserve_stock failed"), std::string::npos) << Detail(refused);
-  EXPECT_EQ(Steps(refused), (std::vector<StepResult>{{"reserve_stock", "NOT OK"}}));
+  // The first leg refused fails the step; the other leg, unanswered then, is released.
+  EXPECT_EQ(Steps(refused), (std::vector<StepResult>{{"reserve_stock", "NOT OK"}, {"release_stock", "OK"}}));
   EXPECT_EQ(sys.Get("payment", "/payments/" + std::to_string(refused_id)).status, 404);
   reservation = sys.Get("warehouse", "/reservations/" + std::to_string(refused_id));
   ASSERT_EQ(reservation.status, 200) << reservation.body;
-  EXPECT_EQ(reservation.json["state"], "rejected");
+  EXPECT_EQ(reservation.json["state"], "mixed") << reservation.body;  // one leg rejected, the other released
+  ASSERT_EQ(reservation.json["legs"].size(), 2u) << reservation.body;
 
   EXPECT_TRUE(Conserved(finals));
   auto stock = sys.Stock();
@@ -210,13 +216,19 @@ TEST_F(SagaScenarios, RestockMakesRoomAndIsCountedInConservation) {
   ASSERT_EQ(finals.back()["status"], 4) << finals.back().dump(2);  // 1 left
 
   auto restock = sys.Post("warehouse", "/stock", {{"items", {{{"item_id", 10}, {"quantity", 5}}, {{"item_id", 20}, {"quantity", 7}}}}});
-  ASSERT_EQ(restock.status, 200) << restock.body;
-  ASSERT_EQ(restock.json["items"].size(), 2u) << restock.body;
-  EXPECT_EQ(restock.json["items"][0]["available"], 6);
-  EXPECT_EQ(restock.json["items"][1]["available"], 12);  // an untouched item starts at the default
-  auto stock = sys.Stock();
-  EXPECT_EQ(stock[10], (StockEntry{6, 4}));
-  EXPECT_EQ(stock[20], (StockEntry{12, 0}));
+  // Accepted once recorded; each item's owner applies it moments later.
+  ASSERT_EQ(restock.status, 202) << restock.body;
+  ASSERT_EQ(restock.json["accepted"].size(), 2u) << restock.body;
+  EXPECT_EQ(restock.json["accepted"][1], (json{{"item_id", 20}, {"quantity", 7}}));
+  std::map<core::ItemId, StockEntry> stock;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        stock = sys.Stock();
+        return stock[10] == StockEntry{6, 4} && stock[20] == StockEntry{12, 0};  // 20 starts at the default
+      },
+      10s))
+      << "item 10: " << stock[10].available << "/" << stock[10].reserved << ", item 20: " << stock[20].available
+      << "/" << stock[20].reserved;
 
   finals.push_back(sys.WaitForFinal(sys.PlaceOrder(OrderWith({{10, 3}, {20, 10}}))));
   ASSERT_EQ(finals.back()["status"], 3) << finals.back().dump(2);
@@ -332,18 +344,19 @@ TEST_F(SagaScenarios, MixedLoadWithPaymentFailuresEndsEveryOrderAndConservesStoc
       EXPECT_EQ(payment.json["ok"], true) << payment.body;
       EXPECT_EQ(payment.json["amount"], 1000 + static_cast<int64_t>(i)) << payment.body;
       EXPECT_EQ(reservation.json["state"], "reserved");
-      EXPECT_EQ(Steps(order), (std::vector<StepResult>{{"reserve_stock", "OK"}, {"charge", "OK"}, {"notify", "OK"}}));
+      EXPECT_EQ(Steps(order), (std::vector<StepResult>{{"reserve_stock", "OK"}, {"reserve_stock", "OK"}, {"charge", "OK"}, {"notify", "OK"}}));
     } else {
       ++not_ok;
       EXPECT_EQ(payment.json["ok"], false) << payment.body;
       EXPECT_EQ(reservation.json["state"], "released");
-      EXPECT_EQ(Steps(order),
-                (std::vector<StepResult>{{"reserve_stock", "OK"}, {"charge", "NOT OK"}, {"release_stock", "OK"}}));
+      EXPECT_EQ(Steps(order), (std::vector<StepResult>{{"reserve_stock", "OK"}, {"reserve_stock", "OK"}, {"charge", "NOT OK"},
+                                                       {"release_stock", "OK"}, {"release_stock", "OK"}}));
     }
   }
   EXPECT_EQ(ok + not_ok, kOrders);
   // Exactly one payment per order in the payment changelog, OK iff the order
-  // is OK and of the order's sum; a reservation made once, released once if NOT OK.
+  // is OK and of the order's sum; a reservation per item ("<order>/<item>")
+  // made once, released once if NOT OK.
   auto payments = sys.ReadTopicByKey(sys.topics().payment_payments);
   auto reservations = sys.ReadTopicByKey(sys.topics().warehouse_reservations);
   EXPECT_EQ(payments.size(), ids.size());
@@ -355,7 +368,11 @@ TEST_F(SagaScenarios, MixedLoadWithPaymentFailuresEndsEveryOrderAndConservesStoc
     const auto& charge = std::get<core::Payment>(payments[key][0].message->payload);
     EXPECT_EQ(charge.ok, order_ok) << "order " << key;
     EXPECT_EQ(charge.amount, 1000 + static_cast<int64_t>(i)) << "order " << key;
-    EXPECT_EQ(reservations[key].size(), order_ok ? 1u : 2u) << "reservation records of order " << key;
+    size_t records = 0;
+    for (const auto& [reservation_key, list] : reservations) {
+      if (reservation_key.rfind(key + "/", 0) == 0) records += list.size();
+    }
+    EXPECT_EQ(records, order_ok ? 2u : 4u) << "reservation records of order " << key << " (two items)";
   }
   EXPECT_TRUE(Conserved(finals));
   auto sagas = sys.Get("orchestrator", "/sagas?state=ended");

@@ -96,6 +96,9 @@ class FakeProducer final : public kafka::TransactionalProducer {
     outputs_.emplace_back(topic, value);
     return core::Status::Ok();
   }
+  core::Status ProduceTo(const std::string& topic, int32_t, const std::string& key, const std::string& value) override {
+    return Produce(topic, key, value);
+  }
   core::Status SendOffsets(const kafka::OffsetMap& offsets, kafka::GroupConsumer&) override {
     for (const auto& [tp, o] : offsets) offsets_[tp] = o;
     return core::Status::Ok();

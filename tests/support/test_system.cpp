@@ -1,6 +1,7 @@
 #include "support/test_system.hpp"
 
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -94,10 +95,18 @@ void TestSystem::StopAll() {
   for (auto& t : stoppers) t.join();
 }
 
-std::string TestSystem::data_dir(const std::string& service) const { return (dir_ / service).string(); }
+std::string TestSystem::data_dir(const std::string& service) const {
+  std::string dir = service;
+  std::replace(dir.begin(), dir.end(), '@', '-');
+  return (dir_ / dir).string();
+}
 
 std::string TestSystem::Instance(const std::string& service, int n) {
   return n <= 1 ? service : service + "@" + std::to_string(n);
+}
+
+core::Status TestSystem::StartInstance(const std::string& service, int n) {
+  return StartService(Instance(service, n));
 }
 
 std::unique_ptr<runtime::Service> TestSystem::Make(const std::string& instance) const {
@@ -356,9 +365,9 @@ void TestSystem::SetDelay(const std::string& service, int min_ms, int max_ms) {
   EXPECT_EQ(reply.status, 200) << service << " POST /set: " << reply.body << reply.error;
 }
 
-std::map<core::ItemId, StockEntry> TestSystem::Stock() const {
+std::map<core::ItemId, StockEntry> TestSystem::Stock(const std::string& warehouse) const {
   std::map<core::ItemId, StockEntry> out;
-  auto reply = Get("warehouse", "/stock");
+  auto reply = Get(warehouse, "/stock");
   if (reply.status != 200 || !reply.json.contains("items")) {
     ADD_FAILURE() << "GET /stock answered " << reply.status << " " << reply.body << reply.error;
     return out;

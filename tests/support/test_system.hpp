@@ -114,6 +114,10 @@ class TestSystem {
   /// partitions between them (each at least one) and every task processes input.
   core::Status WaitBalanced(const std::vector<std::string>& instances);
   core::Status StartService(const std::string& service);
+  /// Starts instance `n` (>= 2: Instance(service, n)) of `service` next to the
+  /// others, with its own data directory, instance id and HTTP port, in the same
+  /// consumer group (the instances share the partitions); waits until it is ready.
+  core::Status StartInstance(const std::string& service, int n);
   /// Deletes the data directory of a stopped `service`. Aborts if it runs.
   void WipeData(const std::string& service);
   bool Running(const std::string& service) const;
@@ -142,7 +146,7 @@ class TestSystem {
   /// POST /set {"delay_ms": [min, max]} on a participant.
   void SetDelay(const std::string& service, int min_ms, int max_ms);
   /// GET /stock as item -> (available, reserved); items never touched are absent.
-  std::map<core::ItemId, StockEntry> Stock() const;
+  std::map<core::ItemId, StockEntry> Stock(const std::string& warehouse = "warehouse") const;
   /// A counter or gauge from GET /metrics: the sum of the series of `name`
   /// (without the sagaflow_ prefix) whose labels contain every `label_filters` entry
   /// (e.g. "result=\"ok\"").

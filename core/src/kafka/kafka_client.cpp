@@ -221,10 +221,15 @@ class ProducerImpl final : public TransactionalProducer {
   }
 
   Status Produce(const std::string& topic, const std::string& key, const std::string& value) override {
+    return ProduceTo(topic, RdKafka::Topic::PARTITION_UA, key, value);
+  }
+
+  Status ProduceTo(const std::string& topic, int32_t partition, const std::string& key,
+                   const std::string& value) override {
     const auto index = dr_.delivered.size();
     dr_.delivered.emplace_back();
     while (true) {
-      auto code = producer_->produce(topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
+      auto code = producer_->produce(topic, partition, RdKafka::Producer::RK_MSG_COPY,
                                      const_cast<char*>(value.data()), value.size(), key.data(), key.size(), 0,
                                      reinterpret_cast<void*>(static_cast<uintptr_t>(index)));
       if (code == RdKafka::ERR_NO_ERROR) return Status::Ok();

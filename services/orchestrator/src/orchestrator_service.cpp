@@ -39,10 +39,13 @@ std::string Describe(const core::SagaEvent& e) {
         if constexpr (std::is_same_v<T, core::SagaStarted>) {
           return "saga started";
         } else if constexpr (std::is_same_v<T, core::StepRequested>) {
-          return std::string(core::ToString(b.step)) + " requested (attempt " + std::to_string(b.attempt) + ")";
+          std::string legs;
+          for (auto leg : b.legs) legs += (legs.empty() ? ", legs " : " ") + std::to_string(leg);
+          return std::string(core::ToString(b.step)) + " requested (attempt " + std::to_string(b.attempt) + legs + ")";
         } else if constexpr (std::is_same_v<T, core::StepReplied>) {
-          return std::string(core::ToString(b.step)) + " replied " + (b.ok ? "OK" : "NOT OK") +
-                 (b.detail.empty() ? "" : ": " + b.detail);
+          return std::string(core::ToString(b.step)) +
+                 (b.leg == core::kNoLeg ? std::string() : " leg " + std::to_string(b.leg)) + " replied " +
+                 (b.ok ? "OK" : "NOT OK") + (b.detail.empty() ? "" : ": " + b.detail);
         } else if constexpr (std::is_same_v<T, core::StepTimedOut>) {
           return std::string(core::ToString(b.step)) + " timed out (attempt " + std::to_string(b.attempt) + ")";
         } else {
@@ -65,12 +68,14 @@ json EventToJson(const core::SagaEvent& e) {
           out["step"] = core::ToString(b.step);
           out["attempt"] = b.attempt;
           out["deadline"] = runtime::FormatTime(b.deadline_ms);
+          if (!b.legs.empty()) out["legs"] = b.legs;
         } else if constexpr (std::is_same_v<T, core::StepReplied>) {
           out["type"] = "StepReplied";
           out["step"] = core::ToString(b.step);
           out["attempt"] = b.attempt;
           out["ok"] = b.ok;
           out["detail"] = b.detail;
+          if (b.leg != core::kNoLeg) out["leg"] = b.leg;
         } else if constexpr (std::is_same_v<T, core::StepTimedOut>) {
           out["type"] = "StepTimedOut";
           out["step"] = core::ToString(b.step);
@@ -197,6 +202,11 @@ class OrchestratorService final : public runtime::Service {
     }
     json history = json::array();
     for (const auto& h : s.history) history.push_back(runtime::StepRecordToJson(h));
+    static const char* kLegStatus[] = {"awaited", "ok", "not_ok"};
+    json legs = json::array();
+    for (const auto& l : s.legs) {
+      legs.push_back({{"step", core::ToString(l.step)}, {"leg", l.leg}, {"status", kLegStatus[static_cast<int>(l.status)]}});
+    }
     return {{"saga_id", s.order_id},
             {"state", core::ToString(s.phase)},
             {"status", static_cast<int>(s.status)},
@@ -205,6 +215,7 @@ class OrchestratorService final : public runtime::Service {
             {"pending", pending},
             {"order", runtime::OrderToJson(s.order)},
             {"steps", history},
+            {"legs", legs},
             {"events", events},
             {"started_at", runtime::FormatTime(s.started_at_ms)},
             {"ended_at", s.ended_at_ms == 0 ? json(nullptr) : json(runtime::FormatTime(s.ended_at_ms))}};
@@ -439,7 +450,8 @@ class SagaTask final : public runtime::ServiceTask {
     }
     for (const auto& command : decision.commands) {
       core::Message m{NewMessageId("command", id), id, causation, now, 1, command};
-      Emit(tx, topics().CommandTopic(command.step), core::SagaKey(id), m);
+      // A leg of a fanned-out step goes to its item's partition; its reply comes back keyed by saga.
+      Emit(tx, topics().CommandTopic(command.step), core::CommandKey(id, command), m);
     }
     // Locally the snapshot follows every input. On Kafka only the final one is
     // written: a wiped disk rebuilds the sagas in flight from their events,

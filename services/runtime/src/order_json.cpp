@@ -97,12 +97,15 @@ json OrderToJson(const core::Order& o) {
 }
 
 json StepRecordToJson(const core::StepRecord& s) {
-  return {{"step", core::ToString(s.step)},
-          {"service", core::ToString(core::ServiceOf(s.step))},
-          {"attempt", s.attempt},
-          {"result", s.ok ? "OK" : "NOT OK"},
-          {"time", FormatTime(s.at_ms)},
-          {"detail", s.detail}};
+  json out = {{"step", core::ToString(s.step)},
+              {"service", core::ToString(core::ServiceOf(s.step))},
+              {"attempt", s.attempt},
+              {"result", s.ok ? "OK" : "NOT OK"},
+              {"time", FormatTime(s.at_ms)},
+              {"detail", s.detail}};
+  // A leg of a step fanned out per item: the item it was for.
+  if (s.leg != core::kNoLeg) out["item_id"] = s.leg;
+  return out;
 }
 
 json OrderRecordToJson(const core::OrderRecord& r) {

@@ -137,7 +137,15 @@ std::string InvalidCommandRecord(const Participant& participant, std::string_vie
     return "a command for order " + std::to_string(command->order.order_id) + " in an envelope for saga " +
            std::to_string(message.saga_id);
   }
-  if (key != core::SagaKey(message.saga_id)) {
+  if (command->leg != core::kNoLeg && !participant.TakesLegs(command->step)) {
+    return std::string(core::ToString(participant.role())) + " does not take legs of step " +
+           std::string(core::ToString(command->step)) + ", got leg " + std::to_string(command->leg);
+  }
+  if (key != core::CommandKey(message.saga_id, *command)) {
+    if (command->leg != core::kNoLeg) {
+      return "record key '" + std::string(key) + "' is not the leg's item id " + std::to_string(command->leg) +
+             " (a leg of a fanned-out step is keyed by its item)";
+    }
     return "record key '" + std::string(key) + "' is not the saga id " + std::to_string(message.saga_id);
   }
   return participant.InvalidCommand(*command);
@@ -200,8 +208,10 @@ void ParticipantTask::Process(core::TxContext& tx, const kafka::Record& record, 
   out.saga_id = saga;
   out.causation_id = message.message_id;
   out.produced_at_ms = core::NowMs();
+  reply.leg = command.leg;
   out.payload = reply;
-  Emit(tx, topics().ReplyTopic(participant_.role()), record.key, out);
+  // Replies go to the saga's partition, whatever the command's key was.
+  Emit(tx, topics().ReplyTopic(participant_.role()), core::SagaKey(saga), out);
 }
 
 }  // namespace sagaflow::runtime

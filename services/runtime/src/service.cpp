@@ -173,7 +173,7 @@ void Service::Stop() {
   http_.Stop();
   if (engine_) engine_->Stop();
   if (loop_.joinable()) loop_.join();
-  AfterStopping();
+  if (store_) AfterStopping();
   if (started_.load()) log_->info("stopped");
 }
 
@@ -267,6 +267,18 @@ void ServiceTask::EmitChangelog(core::TxContext& tx, const Changelog& changelog,
   record.key = key;
   record.value = core::Encode(message);
   tx.Produce(record.topic, record.key, record.value);
+  ApplyChangelog(changelog, record, staged_);
+  metrics().Add("changelog_records_total");
+}
+
+void ServiceTask::EmitChangelogTo(core::TxContext& tx, const Changelog& changelog, int32_t partition,
+                                  const std::string& key, const core::Message& message) {
+  kafka::Record record;
+  record.topic = changelog.topic;
+  record.partition = partition;
+  record.key = key;
+  record.value = core::Encode(message);
+  tx.ProduceTo(record.topic, partition, record.key, record.value);
   ApplyChangelog(changelog, record, staged_);
   metrics().Add("changelog_records_total");
 }

@@ -2,6 +2,8 @@
 
 #include <future>
 
+#include "sagaflow/runtime/global_view.hpp"
+
 namespace sagaflow::warehouse {
 namespace {
 
@@ -12,42 +14,24 @@ using runtime::HttpRequest;
 using runtime::HttpResponse;
 
 constexpr auto kRestockTimeout = std::chrono::seconds(10);
+// How long a read waits for the views to hold what was committed before it.
+constexpr auto kViewCatchUp = std::chrono::seconds(2);
 // Bounds of a reservation command: what the REST edge accepts, with room.
 constexpr size_t kMaxLines = 1000;
 constexpr int64_t kMaxQuantity = 1'000'000'000;
-
-struct Restock {
-  std::vector<std::pair<core::ItemId, int64_t>> items;
-  /// The client's Idempotency-Key ("" without one).
-  std::string key;
-};
-
-/// What a restock request got: 200 and the levels after it (the first
-/// answer again for a repeated key), or 422 for a key used with other items.
-struct RestockOutcome {
-  int status = 200;
-  std::vector<core::StockLevel> levels;
-  std::string error;
-};
+constexpr int64_t kMaxRestock = 1'000'000'000'000;
 
 json StockToJson(const core::StockLevel& s) {
   return {{"item_id", s.item_id}, {"available", s.available}, {"reserved", s.reserved}};
 }
 
-using RestockQueue = runtime::LocalQueue<Restock, RestockOutcome>;
-
-// A restock with an Idempotency-Key is recorded in the reservations changelog
-// (in the transaction that applies it) under "restock:<key>", as a reservation
-// of no order whose detail holds the request and the levels it left, so that
-// a retry (after a 503, or after a restart) answers the same without
-// restocking twice, and a key reused with other items is refused.
-std::string RestockRecordKey(const std::string& key) { return "restock:" + key; }
-
-json RequestJson(const Restock& r) {
-  json items = json::array();
-  for (const auto& [id, quantity] : r.items) items.push_back({id, quantity});
-  return items;
+const char* StateName(ReservationState state) {
+  static const char* kStates[] = {"unknown", "reserved", "rejected", "released"};
+  return kStates[static_cast<int>(state)];
 }
+
+// POST /stock: restocks to send to the items' owners, each as a Restock record.
+using RestockQueue = runtime::LocalQueue<std::vector<core::Restock>, bool>;
 
 class WarehouseService final : public runtime::Participant {
  public:
@@ -55,30 +39,57 @@ class WarehouseService final : public runtime::Participant {
       : Participant("warehouse", core::Service::kWarehouse, std::move(options), warehouse.participant),
         default_stock_(warehouse.default_stock),
         stock_{topics().warehouse_stock, "stock"},
-        reservations_{topics().warehouse_reservations, "reservation"} {}
+        reservations_{topics().warehouse_reservations, "reservation"} {
+    metrics().Describe("restocks_total", "Restock records applied by the item's owner");
+  }
 
   ~WarehouseService() override { Stop(); }
 
   std::vector<std::string> InputTopics() const override {
-    return {topics().warehouse_reserve, topics().warehouse_cancel};
+    return {topics().warehouse_reserve, topics().warehouse_cancel, topics().warehouse_restock};
   }
   std::vector<runtime::Changelog> Changelogs() const override { return {stock_, reservations_}; }
   bool Handles(core::Step step) const override {
     return step == core::Step::kReserveStock || step == core::Step::kReleaseStock;
   }
   bool MayFail(core::Step step) const override { return step == core::Step::kReserveStock; }
+  bool TakesLegs(core::Step step) const override { return Handles(step); }
 
   std::string InvalidCommand(const core::StepCommand& command) const override {
+    if (command.leg == core::kNoLeg) {
+      // A release for the order as a whole is answered (nothing is held that
+      // way); a reservation must name its item.
+      if (command.step != core::Step::kReserveStock) return {};
+      return "a reservation is made per item: the command needs a leg (the item id), keyed by it";
+    }
+    if (command.leg < 0) return "leg must be an item id (>= 0), got " + std::to_string(command.leg);
     if (command.step != core::Step::kReserveStock) return {};  // a release uses the recorded reservation
     const auto& items = command.order.items;
     if (items.empty()) return "a reservation needs at least one item";
     if (items.size() > kMaxLines) return "a reservation has at most " + std::to_string(kMaxLines) + " items";
     for (const auto& i : items) {
-      if (i.item_id < 0) return "item id must not be negative, got " + std::to_string(i.item_id);
+      if (i.item_id != command.leg) {
+        return "the leg of item " + std::to_string(command.leg) + " carries a line of item " +
+               std::to_string(i.item_id);
+      }
       if (i.quantity < 1 || i.quantity > kMaxQuantity) {
         return "quantity of item " + std::to_string(i.item_id) + " must be from 1 to " +
                std::to_string(kMaxQuantity) + ", got " + std::to_string(i.quantity);
       }
+    }
+    return {};
+  }
+
+  /// Why a decoded restock record with key `key` must not be applied ("" when it may).
+  static std::string InvalidRestock(std::string_view key, const core::Message& message) {
+    const auto* restock = std::get_if<core::Restock>(&message.payload);
+    if (restock == nullptr) return "expected a Restock, got " + std::string(core::PayloadName(message.payload));
+    if (restock->item_id < 0) return "item id must not be negative, got " + std::to_string(restock->item_id);
+    if (restock->quantity < 1 || restock->quantity > kMaxRestock) {
+      return "restock quantity must be from 1 to 10^12, got " + std::to_string(restock->quantity);
+    }
+    if (key != core::ItemKey(restock->item_id)) {
+      return "record key '" + std::string(key) + "' is not the item id " + std::to_string(restock->item_id);
     }
     return {};
   }
@@ -89,41 +100,81 @@ class WarehouseService final : public runtime::Participant {
   RestockQueue& restocks() { return restocks_; }
 
  protected:
-  bool SingleTask() const override { return true; }
   std::unique_ptr<runtime::ServiceTask> CreateTask(int32_t task) override;
 
+  // The stock and the reservations of every item, whichever instance owns it:
+  // read-only views of the two changelogs over all their partitions, kept in
+  // this instance's store next to (not mixed with) its tasks' state.
+  core::Status BeforeServing() override {
+    for (auto* view : {&stock_view_, &reservations_view_}) {
+      if (*view) (*view)->Stop();
+      view->reset();
+    }
+    stock_view_ = std::make_unique<runtime::GlobalView>(
+        runtime::GlobalViewOptions{.kafka = kafka_config(), .topic = stock_.topic, .table = "view-stock"},
+        mutable_store());
+    reservations_view_ = std::make_unique<runtime::GlobalView>(
+        runtime::GlobalViewOptions{
+            .kafka = kafka_config(), .topic = reservations_.topic, .table = "view-reservation"},
+        mutable_store());
+    if (auto s = stock_view_->Start(); !s.ok()) return s;
+    return reservations_view_->Start();
+  }
+  void AfterStopping() override {
+    if (stock_view_) stock_view_->Stop();
+    if (reservations_view_) reservations_view_->Stop();
+  }
+
   void AddParticipantRoutes(runtime::HttpServer& http) override {
+    // Reads wait (briefly) until the view holds what was committed before
+    // them: a client that saw its order end sees its reservation.
     http.Route("GET", "/stock", [this](const HttpRequest&) {
+      const bool caught_up = stock_view_->CatchUp(kViewCatchUp).ok();
       json items = json::array();
-      store().ScanPrefix("stock/", [&](std::string_view, std::string_view value) {
+      stock_view_->Scan("", [&](std::string_view, std::string_view value) {
         items.push_back(StockToJson(*runtime::DecodeStored<core::StockLevel>(std::string(value))));
         return true;
       });
-      return HttpResponse::Json({{"items", items}, {"default_stock", default_stock_}});
+      return HttpResponse::Json({{"items", items}, {"default_stock", default_stock_}, {"up_to_date", caught_up}});
     });
     http.Route("POST", "/stock", [this](const HttpRequest& req) { return PostStock(req); });
     http.Route("GET", R"(/reservations/(\d+))", [this](const HttpRequest& req) {
-      auto r = runtime::DecodeStored<core::Reservation>(store().Get("reservation/" + req.captures[0]));
-      if (!r) return HttpResponse::Error(404, "no reservation for order " + req.captures[0]);
-      json items = json::array();
-      for (const auto& i : r->items) items.push_back({{"item_id", i.item_id}, {"quantity", i.quantity}});
-      static const char* kStates[] = {"unknown", "reserved", "rejected", "released"};
-      return HttpResponse::Json({{"order_id", r->order_id},
-                                 {"state", kStates[static_cast<int>(r->state)]},
-                                 {"items", items},
-                                 {"detail", r->detail}});
+      (void)reservations_view_->CatchUp(kViewCatchUp);
+      std::vector<core::Reservation> legs;
+      reservations_view_->Scan(req.captures[0] + "/", [&](std::string_view, std::string_view value) {
+        legs.push_back(*runtime::DecodeStored<core::Reservation>(std::string(value)));
+        return true;
+      });
+      return ReservationsToJson(req.captures[0], legs);
     });
   }
 
  private:
+  // One entry per item (a leg of the order's reservation); "state" is the
+  // legs' common state, or "mixed" while they differ.
+  static HttpResponse ReservationsToJson(const std::string& order, const std::vector<core::Reservation>& legs) {
+    if (legs.empty()) return HttpResponse::Error(404, "no reservation for order " + order);
+    json items = json::array();
+    json by_leg = json::array();
+    std::string state = StateName(legs.front().state);
+    for (const auto& r : legs) {
+      if (StateName(r.state) != state) state = "mixed";
+      for (const auto& i : r.items) items.push_back({{"item_id", i.item_id}, {"quantity", i.quantity}});
+      by_leg.push_back({{"item_id", r.item_id}, {"state", StateName(r.state)}, {"detail", r.detail}});
+    }
+    return HttpResponse::Json({{"order_id", legs.front().order_id},
+                               {"state", state},
+                               {"items", items},
+                               {"legs", by_leg},
+                               {"detail", legs.size() == 1 ? legs.front().detail : std::string()}});
+  }
+
   HttpResponse PostStock(const HttpRequest& req) {
     if (auto denied = DenyUnlessAdmin(req)) return *denied;
-    Restock restock;
-    restock.key = req.Header("Idempotency-Key");
-    if (restock.key.size() > 200) throw HttpError{400, "Idempotency-Key is longer than 200 characters"};
     auto body = runtime::ParseJsonBody(req);
     json list = body.contains("items") ? body["items"] : json::array({body});
     if (!list.is_array() || list.empty()) throw HttpError{400, "\"items\" must be a non-empty array"};
+    std::vector<core::Restock> restocks;
     for (const auto& i : list) {
       if (!i.is_object() || !i.contains("item_id") || !i["item_id"].is_number_integer() || !i.contains("quantity") ||
           !i["quantity"].is_number_integer()) {
@@ -131,47 +182,69 @@ class WarehouseService final : public runtime::Participant {
       }
       const auto id = i["item_id"].get<int64_t>();
       const auto quantity = i["quantity"].get<int64_t>();
-      if (id < 0 || quantity < 1 || quantity > 1'000'000'000'000) {
+      if (id < 0 || quantity < 1 || quantity > kMaxRestock) {
         throw HttpError{400, "item_id must be >= 0 and quantity from 1 to 10^12"};
       }
-      restock.items.emplace_back(id, quantity);
+      restocks.push_back({id, quantity});
     }
-    auto future = restocks_.Push(std::move(restock));
+    json accepted = json::array();
+    for (const auto& r : restocks) accepted.push_back({{"item_id", r.item_id}, {"quantity", r.quantity}});
+    // A task of this instance records the restocks (one record per item,
+    // keyed by it); each item's owner applies its own, whichever instance runs it.
+    auto future = restocks_.Push(std::move(restocks));
     if (future.wait_for(kRestockTimeout) != std::future_status::ready) {
-      return HttpResponse::Error(
-          503, restock.key.empty()
-                   ? "the restock was not recorded within 10 s and may still be applied later (Kafka is "
-                     "unavailable): send restocks with an Idempotency-Key to retry them safely"
-                   : "the restock was not recorded within 10 s: Kafka is unavailable; retry later with the same "
-                     "Idempotency-Key (it is applied once)");
+      return HttpResponse::Error(503, "the restock was not recorded within 10 s (Kafka is unavailable or this "
+                                      "instance owns no partition yet) and may still be applied later: check "
+                                      "GET /stock before sending it again");
     }
-    auto outcome = future.get();
-    if (outcome.status != 200) return HttpResponse::Error(outcome.status, outcome.error);
-    json items = json::array();
-    for (const auto& level : outcome.levels) items.push_back(StockToJson(level));
-    return HttpResponse::Json({{"items", items}});
+    future.get();
+    return HttpResponse::Json({{"accepted", accepted},
+                               {"detail", "recorded; each item's owner applies it in moments (see GET /stock)"}},
+                              202);
   }
 
   const int64_t default_stock_;
   const runtime::Changelog stock_;
   const runtime::Changelog reservations_;
   RestockQueue restocks_;
+  std::unique_ptr<runtime::GlobalView> stock_view_;
+  std::unique_ptr<runtime::GlobalView> reservations_view_;
 };
 
-// Reserves and releases stock. One task owns all partitions: stock is keyed
-// by item, not by order, so it is not partitioned like the commands.
+// Reserves and releases the stock of the items of its partition, one leg
+// (order, item) at a time, and applies their restocks. Stock and reservations
+// are keyed so that an item's state lives in the item's partition: the task
+// that owns the partition owns the item.
 class WarehouseTask final : public runtime::ParticipantTask {
  public:
   WarehouseTask(WarehouseService& service, int32_t task);
 
  protected:
+  void OnRecords(std::span<const kafka::Record> records, core::TxContext& tx) override {
+    std::vector<kafka::Record> commands;
+    for (const auto& record : records) {
+      if (record.topic == topics().warehouse_restock) {
+        ApplyRestock(tx, record);
+      } else {
+        commands.push_back(record);
+      }
+    }
+    if (!commands.empty()) ParticipantTask::OnRecords(commands, tx);
+  }
+
   std::optional<core::StepReply> Recorded(const core::StepCommand& command) override {
-    auto r = Reservation(command.order.order_id);
+    if (command.leg == core::kNoLeg) {
+      // A release for the whole order (InvalidCommand lets no other legless command through).
+      return core::StepReply{command.step, command.attempt, true,
+                             "nothing is reserved for an order as a whole (stock is reserved per item)"};
+    }
+    auto r = Reservation(command.order.order_id, command.leg);
     if (!r) return std::nullopt;
     if (command.step == core::Step::kReserveStock) {
       if (r->state == ReservationState::kReleased && r->released_without_reserve) {
         return core::StepReply{command.step, command.attempt, false,
-                               "order " + std::to_string(r->order_id) + " was cancelled before stock was reserved"};
+                               "order " + std::to_string(r->order_id) + " item " + std::to_string(command.leg) +
+                                   " was cancelled before stock was reserved"};
       }
       return core::StepReply{command.step, command.attempt, r->reply_ok, r->detail};
     }
@@ -187,93 +260,68 @@ class WarehouseTask final : public runtime::ParticipantTask {
   void OnIdle(core::TxContext& tx) override {
     ParticipantTask::OnIdle(tx);
     for (auto& item : service_.restocks().Drain()) {
-      auto outcome = Restocked(item.request);
-      if (!outcome) outcome = ApplyRestock(tx, item.request);
-      in_flight_.push_back({std::move(item), std::move(*outcome)});
+      for (const auto& restock : item.request) {
+        core::Message m{NewMessageId("restock", 0), 0, "", core::NowMs(), 1, restock};
+        Emit(tx, topics().warehouse_restock, core::ItemKey(restock.item_id), m);
+      }
+      in_flight_.push_back(std::move(item));
     }
   }
 
   void OnCommittedHook(const std::vector<kafka::Delivered>&) override {
-    for (auto& [item, outcome] : in_flight_) item.promise->set_value(std::move(outcome));
+    for (auto& item : in_flight_) item.promise->set_value(true);
     in_flight_.clear();
   }
 
   void OnAbortedHook() override {
     ParticipantTask::OnAbortedHook();
-    std::vector<RestockQueue::Item> again;
-    for (auto& [item, levels] : in_flight_) again.push_back(std::move(item));
+    service_.restocks().Requeue(std::move(in_flight_));
     in_flight_.clear();
-    service_.restocks().Requeue(std::move(again));
   }
 
  private:
-  // The recorded outcome of a restock's Idempotency-Key (this transaction's
-  // included), or nothing when it has no key or the key is new.
-  std::optional<RestockOutcome> Restocked(const Restock& request) const {
-    if (request.key.empty()) return std::nullopt;
-    auto record = runtime::DecodeStored<core::Reservation>(Get("reservation/" + RestockRecordKey(request.key)));
-    if (!record) return std::nullopt;
-    const auto recorded = json::parse(record->detail, nullptr, false);
-    if (recorded.is_discarded() || recorded.value("request", json()) != RequestJson(request)) {
-      return RestockOutcome{422, {},
-                            "Idempotency-Key '" + request.key +
-                                "' was used for a restock of other items; use a new key for a new restock"};
+  void ApplyRestock(core::TxContext& tx, const kafka::Record& record) {
+    auto message = DecodeOrDeadLetter(tx, record);
+    if (!message) return;
+    std::string bad = WarehouseService::InvalidRestock(record.key, *message);
+    if (bad.empty() && !Owns(record.key)) {
+      bad = "key '" + record.key + "' does not belong to partition " + std::to_string(record.partition) +
+            " (records must be partitioned by Kafka's murmur2 of the key)";
     }
-    RestockOutcome outcome;
-    for (const auto& l : recorded.value("levels", json::array())) {
-      outcome.levels.push_back({l.at("item_id").get<int64_t>(), l.at("available").get<int64_t>(),
-                                l.at("reserved").get<int64_t>()});
+    if (!bad.empty()) {
+      DeadLetter(tx, record, bad);
+      return;
     }
-    return outcome;
-  }
-
-  RestockOutcome ApplyRestock(core::TxContext& tx, const Restock& request) {
-    RestockOutcome outcome;
-    json levels = json::array();
-    for (const auto& [id, quantity] : request.items) {
-      auto level = Stock(id);
-      level.available += quantity;
-      PutStock(tx, level);
-      outcome.levels.push_back(level);
-      levels.push_back(StockToJson(level));
-      log().info("restocked item {} by {}: {} available", id, quantity, level.available);
-    }
-    if (!request.key.empty()) {
-      core::Reservation record{0, ReservationState::kRejected, {}, false,
-                               json{{"request", RequestJson(request)}, {"levels", levels}}.dump(), core::NowMs(),
-                               false};
-      core::Message m{NewMessageId("restock", 0), 0, "", core::NowMs(), 1, record};
-      EmitChangelog(tx, service_.reservations(), RestockRecordKey(request.key), m);
-    }
-    return outcome;
+    const auto& restock = std::get<core::Restock>(message->payload);
+    auto level = Stock(restock.item_id);
+    level.available += restock.quantity;
+    PutStock(tx, level);
+    metrics().Add("restocks_total");
+    log().info("restocked item {} by {}: {} available", restock.item_id, restock.quantity, level.available);
   }
 
   core::StepReply Reserve(core::TxContext& tx, const core::StepCommand& command, bool fail_on_purpose) {
     const auto& order = command.order;
-    core::Reservation r{order.order_id, ReservationState::kRejected, order.items, false, "", core::NowMs(), false};
+    const core::ItemId item = command.leg;
+    core::Reservation r{order.order_id, ReservationState::kRejected, order.items, false, "", core::NowMs(), false,
+                        item};
     if (fail_on_purpose) {
       r.detail = "warehouse refused the reservation (failure injected: mistakes=" + std::to_string(participant().mistakes()) + "%)";
     } else {
-      // Sum per item first: an order may list the same item twice.
-      std::map<core::ItemId, int64_t> wanted;
-      for (const auto& i : order.items) wanted[i.item_id] += i.quantity;
-      std::vector<core::StockLevel> levels;
-      for (const auto& [id, quantity] : wanted) {
-        auto level = Stock(id);
-        if (level.available < quantity) {
-          r.detail = "not enough stock for item " + std::to_string(id) + ": requested " + std::to_string(quantity) +
-                     ", available " + std::to_string(level.available);
-          break;
-        }
-        level.available -= quantity;
-        level.reserved += quantity;
-        levels.push_back(level);
-      }
-      if (r.detail.empty()) {
-        for (const auto& level : levels) PutStock(tx, level);
+      // An order may list the same item on several lines: they are one leg.
+      int64_t wanted = 0;
+      for (const auto& i : order.items) wanted += i.quantity;
+      auto level = Stock(item);
+      if (level.available < wanted) {
+        r.detail = "not enough stock for item " + std::to_string(item) + ": requested " + std::to_string(wanted) +
+                   ", available " + std::to_string(level.available);
+      } else {
+        level.available -= wanted;
+        level.reserved += wanted;
+        PutStock(tx, level);
         r.state = ReservationState::kReserved;
         r.reply_ok = true;
-        r.detail = "reserved " + std::to_string(wanted.size()) + " item(s)";
+        r.detail = "reserved " + std::to_string(wanted) + " of item " + std::to_string(item);
       }
     }
     PutReservation(tx, r);
@@ -281,32 +329,30 @@ class WarehouseTask final : public runtime::ParticipantTask {
   }
 
   core::StepReply Release(core::TxContext& tx, const core::StepCommand& command) {
-    auto r = Reservation(command.order.order_id);
+    const core::ItemId item = command.leg;
+    auto r = Reservation(command.order.order_id, item);
     if (!r) {
-      // The release overtook the reservation (it timed out): record it so a
-      // late reserve command is refused instead of reserving for a dead saga.
+      // The release overtook the reservation (it timed out, or another leg
+      // failed first): record it so a late reserve command is refused
+      // instead of reserving for a dead saga.
       core::Reservation tomb{command.order.order_id, ReservationState::kReleased, {}, false,
-                             "released before any reservation was made", core::NowMs(), true};
+                             "released before any reservation was made", core::NowMs(), true, item};
       PutReservation(tx, tomb);
       return {command.step, command.attempt, true, tomb.detail};
     }
     if (r->state == ReservationState::kReserved) {
-      std::map<core::ItemId, int64_t> held;
-      for (const auto& i : r->items) held[i.item_id] += i.quantity;
-      std::vector<core::StockLevel> levels;
-      for (const auto& [id, quantity] : held) {
-        auto level = Stock(id);
-        if (level.reserved < quantity) {
-          Quarantine("releasing order " + std::to_string(r->order_id) + " would leave item " + std::to_string(id) +
-                     " with a negative reserved count (" + std::to_string(level.reserved) + " reserved, " +
-                     std::to_string(quantity) + " to release)");
-          return {command.step, command.attempt, false, ""};
-        }
-        level.available += quantity;
-        level.reserved -= quantity;
-        levels.push_back(level);
+      int64_t held = 0;
+      for (const auto& i : r->items) held += i.quantity;
+      auto level = Stock(item);
+      if (level.reserved < held) {
+        Quarantine("releasing order " + std::to_string(r->order_id) + " would leave item " + std::to_string(item) +
+                   " with a negative reserved count (" + std::to_string(level.reserved) + " reserved, " +
+                   std::to_string(held) + " to release)");
+        return {command.step, command.attempt, false, ""};
       }
-      for (const auto& level : levels) PutStock(tx, level);
+      level.available += held;
+      level.reserved -= held;
+      PutStock(tx, level);
       r->detail = "reservation released";
     } else {
       r->detail = "nothing was reserved";
@@ -318,23 +364,26 @@ class WarehouseTask final : public runtime::ParticipantTask {
   }
 
   core::StockLevel Stock(core::ItemId id) const {
-    auto level = runtime::DecodeStored<core::StockLevel>(Get("stock/" + std::to_string(id)));
+    auto level = runtime::DecodeStored<core::StockLevel>(Get("stock/" + core::ItemKey(id)));
     return level ? *level : core::StockLevel{id, service_.default_stock(), 0};
   }
-  std::optional<core::Reservation> Reservation(core::OrderId id) const {
-    return runtime::DecodeStored<core::Reservation>(Get("reservation/" + std::to_string(id)));
+  std::optional<core::Reservation> Reservation(core::OrderId order, core::ItemId item) const {
+    return runtime::DecodeStored<core::Reservation>(Get("reservation/" + core::ReservationKey(order, item)));
   }
   void PutStock(core::TxContext& tx, const core::StockLevel& level) {
     core::Message m{NewMessageId("stock", 0), 0, "", core::NowMs(), 1, level};
-    EmitChangelog(tx, service_.stock(), std::to_string(level.item_id), m);
+    EmitChangelog(tx, service_.stock(), core::ItemKey(level.item_id), m);
   }
+  // Keyed "<order>/<item>" but produced to the item's partition (this task's),
+  // so the reservation is restored with the item's stock.
   void PutReservation(core::TxContext& tx, const core::Reservation& r) {
     core::Message m{NewMessageId("reservation", r.order_id), r.order_id, "", core::NowMs(), 1, r};
-    EmitChangelog(tx, service_.reservations(), core::SagaKey(r.order_id), m);
+    EmitChangelogTo(tx, service_.reservations(), service_.TaskOfKey(core::ItemKey(r.item_id)),
+                    core::ReservationKey(r.order_id, r.item_id), m);
   }
 
   WarehouseService& service_;
-  std::vector<std::pair<RestockQueue::Item, RestockOutcome>> in_flight_;
+  std::vector<RestockQueue::Item> in_flight_;
 };
 
 WarehouseTask::WarehouseTask(WarehouseService& service, int32_t task)

@@ -32,7 +32,8 @@ Order SampleOrder() {
 std::vector<StepRecord> SampleSteps() {
   return {StepRecord{Step::kReserveStock, 1, true, 1'700'000'000'123, "reserved 3 items"},
           StepRecord{Step::kCharge, 2, false, 1'700'000'000'456, "insufficient funds"},
-          StepRecord{Step::kReleaseStock, 1, true, 1'700'000'000'789, ""}};
+          StepRecord{Step::kReleaseStock, 1, true, 1'700'000'000'789, ""},
+          StepRecord{Step::kReserveStock, 2, true, 1'700'000'000'999, "reserved 2 of item 15", 15}};
 }
 
 // Every envelope field set to a non-default value.
@@ -86,6 +87,22 @@ std::vector<Payload> AllPayloads() {
                 1'000,
                 0,
                 7},
+      // The fan-out's fields (added at the end: the indices above stay).
+      StepCommand{Step::kReserveStock, 2, SampleOrder(), 15},
+      StepReply{Step::kReleaseStock, 1, true, "released", 0},
+      SagaEvent{6'000, StepRequested{Step::kReleaseStock, 1, 1'700'000'040'000, {10, 15, 0}}},
+      SagaEvent{6'500, StepReplied{Step::kReserveStock, 1, true, "reserved", StepOutcome::kLegAnswered, {}, 10}},
+      Reservation{4242, ReservationState::kReserved, {Item{15, 1, 10}}, true, "reserved", 9'500, false, 15},
+      SagaState{.order_id = 4242,
+                .order = SampleOrder(),
+                .phase = SagaPhase::kForward,
+                .pending = PendingRequest{Step::kReserveStock, 1, 14'000},
+                .status = OrderStatus::kProcess,
+                .version = 3,
+                .legs = {LegRecord{Step::kReserveStock, 10, LegStatus::kSucceeded},
+                         LegRecord{Step::kReserveStock, 15, LegStatus::kAwaited},
+                         LegRecord{Step::kReleaseStock, 0, LegStatus::kFailed}}},
+      Restock{15, 1'000'000'000'000},
   };
 }
 
@@ -436,7 +453,7 @@ TEST(Codec, RejectsSagaEventWithoutBody) {
 }
 
 TEST(Codec, PayloadNameNamesEachAlternative) {
-  static_assert(std::variant_size_v<Payload> == 12, "name every new alternative below");
+  static_assert(std::variant_size_v<Payload> == 13, "name every new alternative below");
   EXPECT_EQ(PayloadName(OrderPlaced{}), "OrderPlaced");
   EXPECT_EQ(PayloadName(StepCommand{}), "StepCommand");
   EXPECT_EQ(PayloadName(StepReply{}), "StepReply");
@@ -449,6 +466,37 @@ TEST(Codec, PayloadNameNamesEachAlternative) {
   EXPECT_EQ(PayloadName(OrderRecord{}), "OrderRecord");
   EXPECT_EQ(PayloadName(DeadLetter{}), "DeadLetter");
   EXPECT_EQ(PayloadName(SagaState{}), "SagaState");
+  EXPECT_EQ(PayloadName(Restock{}), "Restock");
+}
+
+TEST(Codec, ReadsCommandsRepliesAndReservationsWrittenBeforeFanOutAsHavingNoLeg) {
+  const std::string command = RawEnvelope(w::Payload::StepCommand, [](flatbuffers::FlatBufferBuilder& b) {
+    auto order = RawOrder(b);
+    w::StepCommandBuilder body(b);
+    body.add_step(w::Step::ReserveStock);
+    body.add_attempt(1);
+    body.add_order(order);
+    return body.Finish().Union();
+  });
+  auto decoded = Decode(command);
+  ASSERT_TRUE(decoded.ok()) << decoded.error().message;
+  EXPECT_EQ(std::get<StepCommand>(decoded->payload).leg, kNoLeg);
+
+  const std::string reservation = RawEnvelope(w::Payload::Reservation, [](flatbuffers::FlatBufferBuilder& b) {
+    w::ReservationBuilder body(b);
+    body.add_order_id(42);
+    body.add_state(w::ReservationState::Reserved);
+    return body.Finish().Union();
+  });
+  decoded = Decode(reservation);
+  ASSERT_TRUE(decoded.ok()) << decoded.error().message;
+  EXPECT_EQ(std::get<Reservation>(decoded->payload).item_id, kNoLeg);
+}
+
+TEST(Codec, RejectsAnUnknownLegStatus) {
+  SagaState state;
+  state.legs = {LegRecord{Step::kReserveStock, 1, static_cast<LegStatus>(7)}};
+  EXPECT_EQ(DecodeError(Encode(Envelope(state))), "unknown leg status 7");
 }
 
 TEST(Codec, RoundTripsASagaStateWithoutPendingRequest) {

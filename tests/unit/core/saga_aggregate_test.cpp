@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "sagaflow/core/saga_definition.hpp"
+#include "sagaflow/core/topics.hpp"
 
 namespace sagaflow::core {
 namespace {
@@ -29,7 +30,8 @@ Order MakeOrder() {
 // decided events with Apply. Keeps the event log for replay checks.
 class Saga {
  public:
-  explicit Saga(SagaDefinition def = OrderSagaDefinition()) : def_(std::move(def)) {}
+  explicit Saga(SagaDefinition def = OrderSagaDefinition(), Order order = MakeOrder())
+      : def_(std::move(def)), order_(std::move(order)) {}
 
   const SagaDefinition& def() const { return def_; }
   const SagaState& state() const { return state_; }
@@ -45,13 +47,26 @@ class Saga {
     return decision;
   }
 
-  Decision Place() { return Feed(OrderPlaced{.order = MakeOrder()}); }
+  Decision Place() { return Feed(OrderPlaced{.order = order_}); }
 
-  // Answers `step` (the attempt currently awaited unless given), 100 ms later.
+  // Answers `step` (the attempt currently awaited unless given), 100 ms
+  // later; for a fanned-out step, its first leg still awaited answers.
   Decision Reply(Step step, bool ok, std::string detail = "", int32_t attempt = 0) {
+    LegKey leg = kNoLeg;
+    for (const LegRecord& l : state_.legs) {
+      if (l.step == step && l.status == LegStatus::kAwaited) {
+        leg = l.leg;
+        break;
+      }
+    }
+    return ReplyLeg(step, leg, ok, std::move(detail), attempt);
+  }
+
+  // Answers one leg of `step`.
+  Decision ReplyLeg(Step step, LegKey leg, bool ok, std::string detail = "", int32_t attempt = 0) {
     now_ += 100;
     if (attempt == 0) attempt = state_.pending ? state_.pending->attempt : 1;
-    return Feed(StepReply{.step = step, .attempt = attempt, .ok = ok, .detail = std::move(detail)});
+    return Feed(StepReply{.step = step, .attempt = attempt, .ok = ok, .detail = std::move(detail), .leg = leg});
   }
 
   Decision TickAt(TimeMs now) {
@@ -64,6 +79,7 @@ class Saga {
 
  private:
   SagaDefinition def_;
+  Order order_;
   SagaState state_;
   std::vector<SagaEvent> log_;
   TimeMs now_ = kStart;
@@ -94,11 +110,14 @@ TEST(SagaAggregate, StartsByReservingStockWhenOrderPlaced) {
   EXPECT_EQ(decision.events[0], (SagaEvent{.at_ms = kStart, .body = SagaStarted{.order = MakeOrder()}}));
   EXPECT_EQ(decision.events[1],
             (SagaEvent{.at_ms = kStart,
-                       .body = StepRequested{
-                           .step = Step::kReserveStock, .attempt = 1, .deadline_ms = kStart + 10'000}}));
+                       .body = StepRequested{.step = Step::kReserveStock,
+                                             .attempt = 1,
+                                             .deadline_ms = kStart + 10'000,
+                                             .legs = {1}}}));
+  // One leg per item: the order has one, item 1.
   ASSERT_EQ(decision.commands.size(), 1u);
   EXPECT_EQ(decision.commands[0],
-            (StepCommand{.step = Step::kReserveStock, .attempt = 1, .order = MakeOrder()}));
+            (StepCommand{.step = Step::kReserveStock, .attempt = 1, .order = MakeOrder(), .leg = 1}));
   EXPECT_FALSE(decision.final_status.has_value());
 
   const SagaState& state = saga.state();
@@ -138,7 +157,7 @@ TEST(SagaAggregate, EndsOkWhenEveryStepSucceeds) {
   EXPECT_EQ(decision.events[1].body, (SagaEventBody{SagaEnded{.status = OrderStatus::kOk, .detail = ""}}));
   EXPECT_TRUE(decision.commands.empty());
   const std::vector<StepRecord> history{
-      {.step = Step::kReserveStock, .attempt = 1, .ok = true, .at_ms = kStart + 100, .detail = "reserved"},
+      {.step = Step::kReserveStock, .attempt = 1, .ok = true, .at_ms = kStart + 100, .detail = "reserved", .leg = 1},
       {.step = Step::kCharge, .attempt = 1, .ok = true, .at_ms = kStart + 200, .detail = "charged"},
       {.step = Step::kNotify, .attempt = 1, .ok = true, .at_ms = kStart + 300, .detail = "sent"},
   };
@@ -327,10 +346,11 @@ TEST(SagaAggregate, RetriesTimedOutStepWithGrowingDeadline) {
               (SagaEvent{.at_ms = timed_out_at,
                          .body = StepRequested{.step = Step::kReserveStock,
                                                .attempt = attempt + 1,
-                                               .deadline_ms = timed_out_at + wait}}));
+                                               .deadline_ms = timed_out_at + wait,
+                                               .legs = {1}}}));
     ASSERT_EQ(decision.commands.size(), 1u);
     EXPECT_EQ(decision.commands[0],
-              (StepCommand{.step = Step::kReserveStock, .attempt = attempt + 1, .order = MakeOrder()}));
+              (StepCommand{.step = Step::kReserveStock, .attempt = attempt + 1, .order = MakeOrder(), .leg = 1}));
     ++attempt;
   }
   EXPECT_EQ(saga.state().history.size(), 4u);
@@ -444,7 +464,7 @@ TEST(SagaAggregate, RetriesCompensationUntilAcknowledged) {
                   StepTimedOut{.step = Step::kReleaseStock, .attempt = attempt, .outcome = StepOutcome::kRetry}}));
     EXPECT_EQ(decision.commands,
               (std::vector<StepCommand>{
-                  {.step = Step::kReleaseStock, .attempt = attempt + 1, .order = MakeOrder()}}));
+                  {.step = Step::kReleaseStock, .attempt = attempt + 1, .order = MakeOrder(), .leg = 1}}));
     EXPECT_EQ(saga.state().pending->deadline_ms, now + wait);
     EXPECT_FALSE(decision.final_status.has_value());
     ++attempt;
@@ -742,6 +762,215 @@ TEST(SagaAggregate, CustomDefinitionRunsEveryStepWhenAllSucceed) {
   ASSERT_TRUE(decision.final_status.has_value());
   EXPECT_EQ(decision.final_status->status, OrderStatus::kOk);
   EXPECT_EQ(decision.final_status->steps.size(), 4u);
+}
+
+// ---- the reserve step fanned out per item ----
+
+// Four lines of three items: item 1 on two lines, items 2 and 3.
+Order MultiItemOrder() {
+  Order order = MakeOrder();
+  order.items = {Item{.item_id = 1, .quantity = 2, .price = 50}, Item{.item_id = 2, .quantity = 1, .price = 100},
+                 Item{.item_id = 1, .quantity = 3, .price = 50}, Item{.item_id = 3, .quantity = 4, .price = 0}};
+  return order;
+}
+
+std::vector<LegKey> LegsOf(const Decision& decision) {
+  std::vector<LegKey> legs;
+  for (const StepCommand& command : decision.commands) legs.push_back(command.leg);
+  return legs;
+}
+
+SagaDefinition WithoutFanOut(SagaDefinition def = OrderSagaDefinition()) {
+  for (StepDefinition& step : def.steps) step.fan_out = FanOut::kNone;
+  return def;
+}
+
+TEST(SagaFanOut, TheDefinitionFansOutTheReservationAndItsReleasePerItem) {
+  const SagaDefinition def = OrderSagaDefinition();
+  EXPECT_EQ(def.FanOutOf(Step::kReserveStock), FanOut::kPerItem);
+  EXPECT_EQ(def.FanOutOf(Step::kReleaseStock), FanOut::kPerItem);
+  EXPECT_EQ(def.FanOutOf(Step::kCharge), FanOut::kNone);
+  EXPECT_EQ(def.FanOutOf(Step::kNotify), FanOut::kNone);
+}
+
+TEST(SagaFanOut, SendsOneReserveCommandPerItemWithOnlyThatItemsLines) {
+  Saga saga(OrderSagaDefinition(), MultiItemOrder());
+  const Decision decision = saga.Place();
+  const auto requested = EventsOf<StepRequested>(decision.events);
+  ASSERT_EQ(requested.size(), 1u);
+  EXPECT_EQ(requested[0].legs, (std::vector<LegKey>{1, 2, 3}));
+  ASSERT_EQ(LegsOf(decision), (std::vector<LegKey>{1, 2, 3}));
+  const Order order = MultiItemOrder();
+  EXPECT_EQ(decision.commands[0].order.items, (std::vector<Item>{order.items[0], order.items[2]}));
+  EXPECT_EQ(decision.commands[1].order.items, (std::vector<Item>{order.items[1]}));
+  EXPECT_EQ(decision.commands[2].order.items, (std::vector<Item>{order.items[3]}));
+  for (const StepCommand& command : decision.commands) {
+    EXPECT_EQ(command.step, Step::kReserveStock);
+    EXPECT_EQ(command.order.order_id, kOrderId);
+    EXPECT_EQ(CommandKey(kOrderId, command), ItemKey(command.leg)) << "a leg is keyed by its item";
+  }
+}
+
+TEST(SagaFanOut, WaitsForEveryLegThenCharges) {
+  Saga saga(OrderSagaDefinition(), MultiItemOrder());
+  saga.Place();
+  for (LegKey leg : {3, 1}) {
+    const Decision decision = saga.ReplyLeg(Step::kReserveStock, leg, true);
+    ASSERT_EQ(decision.events.size(), 1u);
+    EXPECT_EQ(std::get<StepReplied>(decision.events[0].body).outcome, StepOutcome::kLegAnswered);
+    EXPECT_TRUE(decision.commands.empty());
+    ASSERT_TRUE(saga.state().pending.has_value());
+    EXPECT_EQ(saga.state().pending->step, Step::kReserveStock);
+  }
+  const Decision last = saga.ReplyLeg(Step::kReserveStock, 2, true);
+  EXPECT_EQ(std::get<StepReplied>(last.events[0].body).outcome, StepOutcome::kSucceeded);
+  EXPECT_EQ(RequestedSteps(last), std::vector<Step>{Step::kCharge});
+  EXPECT_EQ(LegsOf(last), std::vector<LegKey>{kNoLeg}) << "the charge is one command, keyed by saga";
+  saga.Reply(Step::kCharge, true);
+  saga.Reply(Step::kNotify, true);
+  EXPECT_EQ(saga.state().status, OrderStatus::kOk);
+  EXPECT_EQ(saga.state().succeeded, (std::vector<Step>{Step::kReserveStock, Step::kCharge, Step::kNotify}));
+  // Each leg's reply is in the history, with its item.
+  std::vector<LegKey> answered;
+  for (const StepRecord& record : saga.state().history) {
+    if (record.step == Step::kReserveStock) answered.push_back(record.leg);
+  }
+  EXPECT_EQ(answered, (std::vector<LegKey>{3, 1, 2}));
+}
+
+TEST(SagaFanOut, AFailedLegReleasesTheLegsThatSucceededAndThoseNotAnswered) {
+  Saga saga(OrderSagaDefinition(), MultiItemOrder());
+  saga.Place();
+  saga.ReplyLeg(Step::kReserveStock, 1, true);
+  const Decision failed = saga.ReplyLeg(Step::kReserveStock, 2, false, "not enough stock for item 2");
+  const auto replied = EventsOf<StepReplied>(failed.events);
+  ASSERT_EQ(replied.size(), 1u);
+  EXPECT_EQ(replied[0].outcome, StepOutcome::kCompensate);
+  EXPECT_EQ(replied[0].compensations, std::vector<Step>{Step::kReleaseStock});
+  // Leg 3 has not answered: it may still reserve, so it is released too. Leg 2 reserved nothing.
+  EXPECT_EQ(RequestedSteps(failed), (std::vector<Step>{Step::kReleaseStock, Step::kReleaseStock}));
+  EXPECT_EQ(LegsOf(failed), (std::vector<LegKey>{1, 3}));
+  EXPECT_EQ(saga.state().phase, SagaPhase::kCompensating);
+
+  // Leg 3's reservation answers late: the saga no longer waits for it.
+  EXPECT_TRUE(saga.ReplyLeg(Step::kReserveStock, 3, true).empty());
+  const Decision first_ack = saga.ReplyLeg(Step::kReleaseStock, 3, true);
+  EXPECT_EQ(std::get<StepReplied>(first_ack.events[0].body).outcome, StepOutcome::kLegAnswered);
+  EXPECT_FALSE(first_ack.final_status.has_value());
+  const Decision last_ack = saga.ReplyLeg(Step::kReleaseStock, 1, true);
+  ASSERT_TRUE(last_ack.final_status.has_value());
+  EXPECT_EQ(last_ack.final_status->status, OrderStatus::kNotOk);
+  EXPECT_EQ(last_ack.final_status->detail,
+            "reserve_stock failed: not enough stock for item 2; compensated: release_stock");
+}
+
+TEST(SagaFanOut, AFailedPaymentReleasesEveryLeg) {
+  Saga saga(OrderSagaDefinition(), MultiItemOrder());
+  saga.Place();
+  for (LegKey leg : {1, 2, 3}) saga.ReplyLeg(Step::kReserveStock, leg, true);
+  const Decision declined = saga.Reply(Step::kCharge, false, "declined");
+  EXPECT_EQ(LegsOf(declined), (std::vector<LegKey>{1, 2, 3}));
+  for (const StepCommand& command : declined.commands) EXPECT_EQ(command.step, Step::kReleaseStock);
+  // A NOT OK release is an acknowledgement too.
+  saga.ReplyLeg(Step::kReleaseStock, 2, false, "odd");
+  saga.ReplyLeg(Step::kReleaseStock, 1, true);
+  EXPECT_EQ(saga.state().phase, SagaPhase::kCompensating);
+  saga.ReplyLeg(Step::kReleaseStock, 3, true);
+  EXPECT_EQ(saga.state().status, OrderStatus::kNotOk);
+  EXPECT_EQ(saga.state().detail, "charge failed: declined; compensated: release_stock");
+}
+
+TEST(SagaFanOut, IgnoresDuplicateLateAndForeignLegReplies) {
+  Saga saga(OrderSagaDefinition(), MultiItemOrder());
+  saga.Place();
+  saga.ReplyLeg(Step::kReserveStock, 1, true);
+  const SagaState before = saga.state();
+  EXPECT_TRUE(saga.ReplyLeg(Step::kReserveStock, 1, true).empty()) << "a duplicate";
+  EXPECT_TRUE(saga.ReplyLeg(Step::kReserveStock, 1, false).empty()) << "a different answer for an answered leg";
+  EXPECT_TRUE(saga.ReplyLeg(Step::kReserveStock, 99, true).empty()) << "an item the order does not have";
+  EXPECT_TRUE(saga.ReplyLeg(Step::kReserveStock, kNoLeg, true).empty()) << "a reply for the step as a whole";
+  EXPECT_TRUE(saga.ReplyLeg(Step::kReleaseStock, 2, true).empty()) << "a step not awaited";
+  EXPECT_EQ(saga.state(), before);
+  saga.ReplyLeg(Step::kReserveStock, 2, true);
+  saga.ReplyLeg(Step::kReserveStock, 3, true);
+  EXPECT_TRUE(saga.ReplyLeg(Step::kReserveStock, 3, true).empty()) << "late, the step is over";
+  // A leg for a step that is not fanned out.
+  EXPECT_TRUE(saga.ReplyLeg(Step::kCharge, 1, true).empty());
+  EXPECT_EQ(saga.state().pending->step, Step::kCharge);
+}
+
+TEST(SagaFanOut, ARetryGoesOnlyToTheLegsThatDidNotAnswer) {
+  Saga saga(OrderSagaDefinition(), MultiItemOrder());
+  saga.Place();
+  saga.ReplyLeg(Step::kReserveStock, 2, true);
+  const Decision retry = saga.Expire();
+  EXPECT_EQ(EventsOf<StepTimedOut>(retry.events).at(0).outcome, StepOutcome::kRetry);
+  EXPECT_EQ(LegsOf(retry), (std::vector<LegKey>{1, 3}));
+  for (const StepCommand& command : retry.commands) EXPECT_EQ(command.attempt, 2);
+  // A reply to the first attempt still answers its leg.
+  saga.ReplyLeg(Step::kReserveStock, 1, true, "", 1);
+  const Decision retry3 = saga.Expire();
+  EXPECT_EQ(LegsOf(retry3), std::vector<LegKey>{3});
+  // The last attempt times out: every leg that did not fail is released (3's effect is unknown).
+  const Decision gave_up = saga.Expire();
+  EXPECT_EQ(EventsOf<StepTimedOut>(gave_up.events).at(0).outcome, StepOutcome::kCompensate);
+  EXPECT_EQ(LegsOf(gave_up), (std::vector<LegKey>{1, 2, 3}));
+  // An unanswered release is sent again, to the legs that did not acknowledge.
+  saga.ReplyLeg(Step::kReleaseStock, 2, true);
+  EXPECT_EQ(LegsOf(saga.Expire()), (std::vector<LegKey>{1, 3}));
+}
+
+TEST(SagaFanOut, WhenEveryLegFailedThereIsNothingToRelease) {
+  Order order = MakeOrder();  // one item: one leg
+  Saga saga(OrderSagaDefinition(), order);
+  saga.Place();
+  const Decision failed = saga.Reply(Step::kReserveStock, false, "not enough stock");
+  EXPECT_TRUE(failed.commands.empty());
+  ASSERT_TRUE(failed.final_status.has_value());
+  EXPECT_EQ(failed.final_status->detail, "reserve_stock failed: not enough stock");
+}
+
+TEST(SagaFanOut, FoldingTheLogRebuildsTheLegs) {
+  for (bool payment_ok : {true, false}) {
+    Saga saga(OrderSagaDefinition(), MultiItemOrder());
+    saga.Place();
+    saga.ReplyLeg(Step::kReserveStock, 3, true);
+    saga.Expire();
+    saga.ReplyLeg(Step::kReserveStock, 1, true);
+    saga.ReplyLeg(Step::kReserveStock, 2, true);
+    saga.Reply(Step::kCharge, payment_ok, payment_ok ? "" : "declined");
+    if (!payment_ok) {
+      for (LegKey leg : {2, 1, 3}) saga.ReplyLeg(Step::kReleaseStock, leg, true);
+    } else {
+      saga.Reply(Step::kNotify, true);
+    }
+    ASSERT_EQ(saga.state().phase, SagaPhase::kEnded);
+    // Apply needs nothing but the events: a definition without fan-out folds them the same.
+    EXPECT_EQ(Fold(saga.def(), saga.log()), saga.state());
+    EXPECT_EQ(Fold(WithoutFanOut(), saga.log()), saga.state());
+  }
+}
+
+TEST(SagaFanOut, ALogWrittenBeforeFanOutFoldsAndCarriesOnAsOneCommand) {
+  // Written by an orchestrator whose reservation was one command per order.
+  Saga legacy(WithoutFanOut(), MultiItemOrder());
+  legacy.Place();
+  legacy.Reply(Step::kReserveStock, true);
+  legacy.Reply(Step::kCharge, false, "declined");
+  legacy.Reply(Step::kReleaseStock, true);
+  ASSERT_EQ(legacy.state().status, OrderStatus::kNotOk);
+  EXPECT_EQ(Fold(OrderSagaDefinition(), legacy.log()), legacy.state());
+  EXPECT_EQ(Fold(OrderSagaDefinition(), AsRecordedBeforeOutcomes(legacy.log())), legacy.state());
+
+  // A saga in flight across the upgrade: its reservation was one command, so
+  // a retry and the release stay one command each.
+  Saga in_flight(WithoutFanOut(), MultiItemOrder());
+  in_flight.Place();
+  const SagaState state = Fold(OrderSagaDefinition(), in_flight.log());
+  const Decision retry = Decide(OrderSagaDefinition(), state, Tick{state.pending->deadline_ms}, state.pending->deadline_ms);
+  EXPECT_EQ(LegsOf(retry), std::vector<LegKey>{kNoLeg});
+  const Decision reply = Decide(OrderSagaDefinition(), state, StepReply{.step = Step::kReserveStock, .attempt = 1, .ok = true}, kStart + 1);
+  EXPECT_EQ(RequestedSteps(reply), std::vector<Step>{Step::kCharge});
 }
 
 TEST(SagaAggregate, PhaseNames) {

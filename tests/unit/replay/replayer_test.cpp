@@ -38,12 +38,29 @@ core::Order MakeOrder(core::OrderId id) {
 // Writes a saga's history the way the orchestrator does: Decide, record, Apply.
 class History {
  public:
-  History(core::OrderId id, core::SagaDefinition def = core::OrderSagaDefinition()) : id_(id), def_(std::move(def)) {}
+  History(core::OrderId id, core::SagaDefinition def = core::OrderSagaDefinition(),
+          std::vector<core::Item> items = {})
+      : id_(id), def_(std::move(def)), items_(std::move(items)) {}
 
-  History& Place() { return Feed(core::OrderPlaced{MakeOrder(id_)}); }
+  History& Place() {
+    core::Order order = MakeOrder(id_);
+    if (!items_.empty()) order.items = items_;
+    return Feed(core::OrderPlaced{order});
+  }
+  // For a fanned-out step, its first leg still awaited answers.
   History& Reply(Step step, bool ok, std::string detail = "") {
+    core::LegKey leg = core::kNoLeg;
+    for (const auto& l : state_.legs) {
+      if (l.step == step && l.status == core::LegStatus::kAwaited) {
+        leg = l.leg;
+        break;
+      }
+    }
+    return ReplyLeg(step, leg, ok, std::move(detail));
+  }
+  History& ReplyLeg(Step step, core::LegKey leg, bool ok, std::string detail = "") {
     now_ += 100;
-    return Feed(core::StepReply{step, state_.pending ? state_.pending->attempt : 1, ok, std::move(detail)});
+    return Feed(core::StepReply{step, state_.pending ? state_.pending->attempt : 1, ok, std::move(detail), leg});
   }
   History& Expire() {
     now_ = state_.pending->deadline_ms;
@@ -65,6 +82,7 @@ class History {
 
   core::OrderId id_;
   core::SagaDefinition def_;
+  std::vector<core::Item> items_;
   core::SagaState state_;
   std::vector<SagaEvent> events_;
   core::TimeMs now_ = kStart;
@@ -140,8 +158,8 @@ TEST(Replayer, TimelineMarksTheCompensation) {
   for (const auto& entry : timeline) {
     if (entry.compensation) compensation.push_back(Describe(entry.event));
   }
-  EXPECT_EQ(compensation, (std::vector<std::string>{"release_stock requested, attempt 1, deadline +10.0 s",
-                                                    "release_stock replied OK (attempt 1)"}));
+  EXPECT_EQ(compensation, (std::vector<std::string>{"release_stock requested, attempt 1, legs 1, deadline +10.0 s",
+                                                    "release_stock leg 1 replied OK (attempt 1)"}));
   EXPECT_EQ(Describe(timeline[4].event),
             "charge replied NOT OK: declined (attempt 1) -> compensate: release_stock");
 }
@@ -163,8 +181,67 @@ TEST(Replayer, VerifyFindsTheFirstEventWhereHistoryAndCodeDisagree) {
   ASSERT_TRUE(r->divergence.has_value());
   EXPECT_EQ(r->divergence->index, 5);
   EXPECT_EQ(r->divergence->recorded, "ended NOT OK: charge failed: declined");
-  EXPECT_EQ(r->divergence->expected, "release_stock requested, attempt 1, deadline +10.0 s");
+  EXPECT_EQ(r->divergence->expected, "release_stock requested, attempt 1, legs 1, deadline +10.0 s");
   EXPECT_EQ(r->violations, std::vector<std::string>{"reserve_stock succeeded but release_stock was never acknowledged"});
+}
+
+TEST(Replayer, VerifiesAndChecksSagasWhoseReservationFannedOutPerItem) {
+  const std::vector<core::Item> items{{.item_id = 1, .quantity = 2, .price = 100},
+                                      {.item_id = 2, .quantity = 1, .price = 100}};
+  std::vector<History> sagas;
+  // All legs reserved; then one leg fails while the other is reserved; then
+  // a payment failure releases both; a late leg reply after compensation began.
+  sagas.emplace_back(21, core::OrderSagaDefinition(), items);
+  sagas.back().Place().ReplyLeg(Step::kReserveStock, 2, true).ReplyLeg(Step::kReserveStock, 1, true);
+  sagas.back().Reply(Step::kCharge, true).Reply(Step::kNotify, true);
+  sagas.emplace_back(22, core::OrderSagaDefinition(), items);
+  sagas.back().Place().ReplyLeg(Step::kReserveStock, 1, true).ReplyLeg(Step::kReserveStock, 2, false, "short");
+  sagas.back().ReplyLeg(Step::kReleaseStock, 1, true);
+  sagas.emplace_back(23, core::OrderSagaDefinition(), items);
+  sagas.back().Place().ReplyLeg(Step::kReserveStock, 1, true).ReplyLeg(Step::kReserveStock, 2, true);
+  sagas.back().Reply(Step::kCharge, false, "declined").ReplyLeg(Step::kReleaseStock, 2, true);
+  sagas.back().ReplyLeg(Step::kReleaseStock, 1, true);
+  sagas.emplace_back(24, core::OrderSagaDefinition(), items);
+  sagas.back().Place().ReplyLeg(Step::kReserveStock, 1, false, "short").ReplyLeg(Step::kReserveStock, 2, true);
+  sagas.back().ReplyLeg(Step::kReleaseStock, 2, true);
+
+  Replayer replayer(core::OrderSagaDefinition(), {.verify = true});
+  for (auto& h : sagas) Feed(replayer, h);
+  replayer.Finish();
+  const std::vector<OrderStatus> want{OrderStatus::kOk, OrderStatus::kNotOk, OrderStatus::kNotOk, OrderStatus::kNotOk};
+  for (size_t i = 0; i < sagas.size(); ++i) {
+    const SagaReplay* r = replayer.Find(sagas[i].id());
+    ASSERT_NE(r, nullptr);
+    SCOPED_TRACE(r->id);
+    EXPECT_FALSE(r->divergence.has_value()) << r->divergence->recorded << " / " << r->divergence->expected;
+    EXPECT_TRUE(r->violations.empty()) << ::testing::PrintToString(r->violations);
+    EXPECT_EQ(r->state, sagas[i].state());
+    EXPECT_EQ(r->state.status, want[i]);
+  }
+
+  // The participants' side: a reservation per item.
+  ParticipantRecords records;
+  auto leg = [](core::OrderId id, core::ItemId item, core::ReservationState state) {
+    return core::Reservation{.order_id = id, .state = state, .item_id = item};
+  };
+  using RS = core::ReservationState;
+  records.reservations[21] = {{1, leg(21, 1, RS::kReserved)}, {2, leg(21, 2, RS::kReserved)}};
+  records.reservations[22] = {{1, leg(22, 1, RS::kReleased)}, {2, leg(22, 2, RS::kRejected)}};
+  records.reservations[23] = {{1, leg(23, 1, RS::kReleased)}, {2, leg(23, 2, RS::kReleased)}};
+  records.reservations[24] = {{1, leg(24, 1, RS::kRejected)}, {2, leg(24, 2, RS::kReleased)}};
+  records.payments[21] = core::Payment{.order_id = 21, .amount = 300, .ok = true};
+  for (auto& h : sagas) records.orders[h.id()] = core::OrderRecord{.order = h.state().order, .status = h.state().status};
+  records.notifications[21] = core::Notification{.order_id = 21, .ok = true};
+  EXPECT_TRUE(CheckParticipants(replayer, records, true).empty());
+  // One item of an OK order not kept, one item of a NOT OK order still kept.
+  records.reservations[21][2].state = RS::kReleased;
+  records.reservations[23][1].state = RS::kReserved;
+  const auto mismatches = CheckParticipants(replayer, records, true);
+  ASSERT_EQ(mismatches.size(), 2u);
+  EXPECT_EQ(mismatches[0].check, "an OK saga keeps its reservation of every item");
+  EXPECT_EQ(mismatches[1].check, "a NOT OK saga releases its reservation of every item");
+  EXPECT_NE(mismatches[1].participant.find("item 1: reservation Reserved"), std::string::npos)
+      << mismatches[1].participant;
 }
 
 TEST(Replayer, VerifyCatchesAHistoryWrittenWithOtherAttemptsButFoldsItTheSame) {
@@ -428,7 +505,7 @@ TEST(Participants, ReportsAChargeOfACompensatedSagaAndAWrongOrderStatus) {
     const auto& s = h.state();
     if (s.phase != core::SagaPhase::kEnded) continue;
     const bool ok = s.status == OrderStatus::kOk;
-    records.reservations[h.id()] = core::Reservation{
+    records.reservations[h.id()][core::kNoLeg] = core::Reservation{
         .order_id = h.id(), .state = ok ? core::ReservationState::kReserved : core::ReservationState::kReleased};
     if (ok) records.payments[h.id()] = core::Payment{.order_id = h.id(), .amount = 300, .ok = true};
     records.orders[h.id()] = core::OrderRecord{.order = s.order, .status = s.status};

@@ -144,6 +144,8 @@ core::Status ValidateForRedrive(const core::TopicNames& topics, const core::Dead
     expected = "StepReply";
   } else if (topic == topics.status) {
     expected = "FinalStatus";
+  } else if (topic == topics.warehouse_restock) {
+    expected = "Restock";
   } else {
     return Error{Errc::kInvalidArgument, "source topic " + topic + " is not a command or reply topic of this system"
                                          " (wrong --topic-prefix?)", false};
@@ -153,7 +155,25 @@ core::Status ValidateForRedrive(const core::TopicNames& topics, const core::Dead
     return Error{Errc::kInvalidArgument, fmt::format("still fails validation: {} carries {}, not {}", topic, expected, got),
                  false};
   }
-  if (message->saga_id <= 0 || letter.source_key != core::SagaKey(message->saga_id)) {
+  if (const auto* restock = std::get_if<core::Restock>(&message->payload)) {
+    if (letter.source_key != core::ItemKey(restock->item_id)) {
+      return Error{Errc::kInvalidArgument,
+                   fmt::format("still fails validation: key '{}' is not the item id {}", letter.source_key,
+                               restock->item_id),
+                   false};
+    }
+    return core::Status::Ok();
+  }
+  // A leg of a fanned-out step is keyed by its item, everything else by its saga.
+  if (const auto* command = std::get_if<core::StepCommand>(&message->payload);
+      command && command->leg != core::kNoLeg && message->saga_id > 0) {
+    if (letter.source_key != core::CommandKey(message->saga_id, *command)) {
+      return Error{Errc::kInvalidArgument,
+                   fmt::format("still fails validation: key '{}' is not the leg's item id {}", letter.source_key,
+                               command->leg),
+                   false};
+    }
+  } else if (message->saga_id <= 0 || letter.source_key != core::SagaKey(message->saga_id)) {
     return Error{Errc::kInvalidArgument,
                  fmt::format("still fails validation: key '{}' is not the saga id {}", letter.source_key, message->saga_id),
                  false};

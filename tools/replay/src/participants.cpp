@@ -48,6 +48,32 @@ core::Status ReadTable(const kafka::KafkaConfig& config, const std::string& topi
   return core::Status::Ok();
 }
 
+// orders.warehouse.reservations: "<order>/<item>" per leg, or "<order>" (earlier versions).
+core::Status ReadReservations(const kafka::KafkaConfig& config, const std::string& topic,
+                              std::unordered_map<OrderId, std::map<core::LegKey, core::Reservation>>& table,
+                              int64_t& undecodable) {
+  auto result = kafka::ReadToEnd(config, topic, {}, [&](const kafka::Record& record) {
+    OrderId id = 0;
+    core::LegKey item = core::kNoLeg;
+    const char* end = record.key.data() + record.key.size();
+    auto parsed = std::from_chars(record.key.data(), end, id);
+    if (parsed.ptr != end && *parsed.ptr == '/') std::from_chars(parsed.ptr + 1, end, item);
+    if (record.value.empty()) {  // a tombstone deletes its key
+      if (auto it = table.find(id); it != table.end()) it->second.erase(item);
+      return;
+    }
+    auto message = core::Decode(record.value);
+    const auto* value = message.ok() ? std::get_if<core::Reservation>(&message->payload) : nullptr;
+    if (value == nullptr) {
+      ++undecodable;
+      return;
+    }
+    table[message->saga_id][value->item_id] = *value;
+  });
+  if (!result.ok()) return result.error();
+  return core::Status::Ok();
+}
+
 bool HasRecord(const core::SagaState& state, core::Step step, bool ok) {
   return std::any_of(state.history.begin(), state.history.end(), [&](const core::StepRecord& r) {
     return r.step == step && r.ok == ok && r.detail != "timed out";
@@ -57,6 +83,16 @@ bool HasRecord(const core::SagaState& state, core::Step step, bool ok) {
 std::string Describe(const core::Reservation* r) {
   if (r == nullptr) return "no reservation";
   return fmt::format("reservation {} ({})", ReservationStateName(r->state), r->detail);
+}
+std::string Describe(const std::map<core::LegKey, core::Reservation>* legs) {
+  if (legs == nullptr || legs->empty()) return "no reservation";
+  std::string out;
+  for (const auto& [item, r] : *legs) {
+    if (!out.empty()) out += "; ";
+    if (item != core::kNoLeg) out += fmt::format("item {}: ", item);
+    out += Describe(&r);
+  }
+  return out;
 }
 std::string Describe(const core::Payment* p) {
   if (p == nullptr) return "no payment";
@@ -82,7 +118,9 @@ core::Result<ParticipantRecords> ReadParticipants(const SourceOptions& source) {
   }
   const core::TopicNames topics(source.topic_prefix);
   ParticipantRecords out;
-  if (auto s = ReadTable(config, topics.warehouse_reservations, out.reservations, out.undecodable); !s.ok()) return s.error();
+  if (auto s = ReadReservations(config, topics.warehouse_reservations, out.reservations, out.undecodable); !s.ok()) {
+    return s.error();
+  }
   if (auto s = ReadTable(config, topics.payment_payments, out.payments, out.undecodable); !s.ok()) return s.error();
   if (auto s = ReadTable(config, topics.notification_sent, out.notifications, out.undecodable); !s.ok()) return s.error();
   if (auto s = ReadTable(config, topics.order_orders, out.orders, out.undecodable); !s.ok()) return s.error();
@@ -104,10 +142,24 @@ std::vector<Mismatch> CheckParticipants(const Replayer& replayer, const Particip
     const auto* notification = Lookup(records.notifications, id);
     const auto* order = Lookup(records.orders, id);
     const std::string ended = fmt::format("ended {}{}", core::ToString(s.status), s.detail.empty() ? "" : ": " + s.detail);
-    const bool kept = reservation && reservation->state == ReservationState::kReserved;
+    auto kept_for = [&](core::LegKey item) {
+      if (reservation == nullptr) return false;
+      auto it = reservation->find(item);
+      return it != reservation->end() && it->second.state == ReservationState::kReserved;
+    };
+    // OK: every item kept (or the whole order, as earlier versions reserved it); NOT OK: none.
+    bool all_kept = kept_for(core::kNoLeg);
+    if (!all_kept && !s.order.items.empty()) {
+      all_kept = std::all_of(s.order.items.begin(), s.order.items.end(),
+                             [&](const core::Item& i) { return kept_for(i.item_id); });
+    }
+    const bool any_kept =
+        reservation && std::any_of(reservation->begin(), reservation->end(), [](const auto& leg) {
+          return leg.second.state == ReservationState::kReserved;
+        });
     const bool charged = payment && payment->ok;
     if (s.status == core::OrderStatus::kOk) {
-      if (!kept) report(id, "an OK saga keeps its reservation", ended, Describe(reservation));
+      if (!all_kept) report(id, "an OK saga keeps its reservation of every item", ended, Describe(reservation));
       if (!charged || payment->amount != s.order.sum) {
         report(id, fmt::format("an OK saga has one successful charge of its sum {}", s.order.sum), ended,
                Describe(payment));
@@ -116,7 +168,7 @@ std::vector<Mismatch> CheckParticipants(const Replayer& replayer, const Particip
         report(id, "a notification the saga saw succeed was sent", "notify replied OK", Describe(notification));
       }
     } else {
-      if (kept) report(id, "a NOT OK saga releases its reservation", ended, Describe(reservation));
+      if (any_kept) report(id, "a NOT OK saga releases its reservation of every item", ended, Describe(reservation));
       if (charged) report(id, "a NOT OK saga has no successful charge", ended, Describe(payment));
     }
     if (order == nullptr) {
@@ -133,9 +185,11 @@ std::vector<Mismatch> CheckParticipants(const Replayer& replayer, const Particip
         report(id, "every charge belongs to a saga", "no saga", Describe(&payment));
       }
     }
-    for (const auto& [id, reservation] : records.reservations) {
-      if (reservation.state == ReservationState::kReserved && replayer.Find(id) == nullptr) {
-        report(id, "every kept reservation belongs to a saga", "no saga", Describe(&reservation));
+    for (const auto& [id, legs] : records.reservations) {
+      for (const auto& [item, reservation] : legs) {
+        if (reservation.state == ReservationState::kReserved && replayer.Find(id) == nullptr) {
+          report(id, "every kept reservation belongs to a saga", "no saga", Describe(&reservation));
+        }
       }
     }
   }

@@ -35,6 +35,7 @@ std::string JoinSteps(const std::vector<Step>& steps) {
 std::string OutcomeSuffix(StepOutcome outcome, const std::vector<Step>& compensations, bool timeout) {
   switch (outcome) {
     case StepOutcome::kRetry: return " -> retry";
+    case StepOutcome::kLegAnswered: return " -> other legs awaited";
     case StepOutcome::kNoted: return timeout ? " -> last attempt; noted, saga carries on" : " -> noted, saga carries on";
     case StepOutcome::kCompensate:
       return std::string(timeout ? " -> last attempt; " : " -> ") +
@@ -54,7 +55,7 @@ bool IsInputEvent(const SagaEvent& event) {
 core::SagaInput InputOf(const SagaEvent& event) {
   if (const auto* started = std::get_if<core::SagaStarted>(&event.body)) return core::OrderPlaced{started->order};
   if (const auto* replied = std::get_if<core::StepReplied>(&event.body)) {
-    return core::StepReply{replied->step, replied->attempt, replied->ok, replied->detail};
+    return core::StepReply{replied->step, replied->attempt, replied->ok, replied->detail, replied->leg};
   }
   return core::Tick{event.at_ms};
 }
@@ -85,10 +86,13 @@ std::string Describe(const SagaEvent& event) {
           return "started: order " + std::to_string(b.order.order_id) + " of user " + std::to_string(b.order.user_id) +
                  ", " + std::to_string(b.order.items.size()) + " item line(s), sum " + std::to_string(b.order.sum);
         } else if constexpr (std::is_same_v<T, core::StepRequested>) {
-          return StepName(b.step) + " requested, attempt " + std::to_string(b.attempt) + ", deadline +" +
+          std::string legs;
+          for (auto leg : b.legs) legs += (legs.empty() ? ", legs " : " ") + std::to_string(leg);
+          return StepName(b.step) + " requested, attempt " + std::to_string(b.attempt) + legs + ", deadline +" +
                  FormatDuration(b.deadline_ms - event.at_ms);
         } else if constexpr (std::is_same_v<T, core::StepReplied>) {
-          return StepName(b.step) + " replied " + (b.ok ? "OK" : "NOT OK") + (b.detail.empty() ? "" : ": " + b.detail) +
+          return StepName(b.step) + (b.leg == core::kNoLeg ? "" : " leg " + std::to_string(b.leg)) + " replied " +
+                 (b.ok ? "OK" : "NOT OK") + (b.detail.empty() ? "" : ": " + b.detail) +
                  " (attempt " + std::to_string(b.attempt) + ")" + OutcomeSuffix(b.outcome, b.compensations, false);
         } else if constexpr (std::is_same_v<T, core::StepTimedOut>) {
           return StepName(b.step) + " timed out, attempt " + std::to_string(b.attempt) +
@@ -188,7 +192,9 @@ struct Replayer::Impl {
                 if (b.ok) e.took_effect.set(Bit(b.step));
                 e.effect_unknown.reset(Bit(b.step));
               }
-            } else if (const auto* undone = def.CompensatedBy(b.step)) {
+            } else if (const auto* undone = def.CompensatedBy(b.step);
+                       undone && b.outcome != StepOutcome::kLegAnswered) {
+              // Acknowledged when its last leg (or its only command) answered.
               e.compensated.set(Bit(undone->step));
             }
           } else if constexpr (std::is_same_v<T, core::StepTimedOut>) {

@@ -41,6 +41,9 @@ class TxContext {
   virtual ~TxContext() = default;
   /// Adds a record to the iteration's transaction.
   virtual void Produce(const std::string& topic, const std::string& key, const std::string& value) = 0;
+  /// Adds a record for `partition` of `topic` (whatever its key) to the transaction.
+  virtual void ProduceTo(const std::string& topic, int32_t partition, const std::string& key,
+                         const std::string& value) = 0;
   /// The record will be completed in a later iteration: its offset (and
   /// those after it) are not committed until then.
   virtual void Defer(const kafka::Record& record) = 0;

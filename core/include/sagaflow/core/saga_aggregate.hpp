@@ -24,6 +24,15 @@
 ///   step again (attempt + 1) if attempts remain; otherwise kCompensatable ->
 ///   compensate it too (its effect is unknown) and the earlier ones, NOT OK;
 ///   kRetriable -> carry on as failed; kPivot with max_attempts 0 -> retried forever.
+/// - A step with StepDefinition::fan_out (and its compensation) is requested
+///   as legs: StepRequested::legs lists them, one command each (keyed by leg).
+///   Each leg's first reply is recorded (StepReplied::leg); while other legs
+///   are awaited its outcome is kLegAnswered and the step goes on waiting.
+///   The step succeeds with its last leg; a leg that answers NOT OK fails it
+///   at once, and the compensation runs on every other leg that did not fail
+///   (those that succeeded, and those unanswered: their effect is unknown).
+///   A timeout retries only the unanswered legs. A leg's duplicate or late
+///   reply, or one for a leg the step does not have, changes nothing.
 /// - Once ended, nothing changes the saga.
 
 #include <optional>

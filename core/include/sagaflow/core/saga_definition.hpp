@@ -29,6 +29,18 @@ struct StepPolicy {
   int64_t max_deadline_ms = 60'000;
 };
 
+/// Whether a step is sent as one command or fanned out into legs.
+enum class FanOut {
+  kNone,
+  /// One leg per distinct item of the order, keyed by item (core::ItemKey),
+  /// so each leg reaches the partition that owns the item's state. The leg's
+  /// command carries only that item's lines. The step succeeds when every leg
+  /// succeeded; the first leg that fails fails the step (the saga stops
+  /// waiting for the others). Its compensation fans out the same way, to
+  /// every leg that did not fail (succeeded, or unanswered: its effect is unknown).
+  kPerItem,
+};
+
 struct StepDefinition {
   Step step = Step::kUnknown;
   StepKind kind = StepKind::kCompensatable;
@@ -37,6 +49,9 @@ struct StepDefinition {
   /// For kCompensatable steps: the step that undoes this one.
   std::optional<Step> compensation;
   StepPolicy policy;
+  /// Fan-out of the step and of its compensation (meant for kCompensatable
+  /// steps: each leg's effect can be undone on its own).
+  FanOut fan_out = FanOut::kNone;
 };
 
 /// An ordered list of forward steps plus the policy for compensations.
@@ -57,6 +72,8 @@ struct SagaDefinition {
   const StepPolicy& PolicyFor(Step step) const;
   /// The participant for `step` (forward or compensation).
   Service ServiceFor(Step step) const;
+  /// How `step` (forward, or the compensation of a forward step) fans out.
+  FanOut FanOutOf(Step step) const;
 };
 
 /// Timings of the order saga, settable from the orchestrator's command line.
@@ -67,7 +84,8 @@ struct OrderSagaTimings {
   int64_t max_deadline_ms = 60'000;
 };
 
-/// The order saga: reserve stock (compensatable, compensated by release),
+/// The order saga: reserve stock (compensatable, compensated by release,
+/// both fanned out per item: the warehouse owns stock per item),
 /// charge (pivot, retried until it answers), notify (retriable).
 SagaDefinition OrderSagaDefinition(const OrderSagaTimings& timings = {});
 

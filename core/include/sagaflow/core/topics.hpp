@@ -32,6 +32,7 @@ struct TopicNames {
   std::string warehouse_reserve;    // orchestrator -> warehouse
   std::string warehouse_cancel;     // orchestrator -> warehouse (compensation)
   std::string warehouse_status;     // warehouse -> orchestrator
+  std::string warehouse_restock;    // REST edge of any warehouse instance -> the item's owner
   std::string payment_pay;          // orchestrator -> payment
   std::string payment_status;       // payment -> orchestrator
   std::string notification_send;    // orchestrator -> notification
@@ -55,8 +56,19 @@ struct TopicNames {
   std::vector<TopicSpec> All(int32_t partitions) const;
 };
 
-/// The Kafka key of every record of a saga.
+/// The Kafka key of every record of a saga, except the commands of a
+/// fanned-out step's legs and what they change (keyed by item).
 std::string SagaKey(OrderId id);
+/// The Kafka key of an item's records: its stock level, its restocks and the
+/// commands of the legs that reserve or release it.
+std::string ItemKey(ItemId id);
+/// The key of a step command: the leg's (ItemKey) for a leg, else the saga's.
+std::string CommandKey(OrderId saga, const StepCommand& command);
+/// The key of the reservation of `item` for `order` in
+/// orders.warehouse.reservations, "<order>/<item>". Kafka's partitioner
+/// would not put it in the item's partition: it is produced to
+/// kafka::PartitionOf(ItemKey(item)) explicitly.
+std::string ReservationKey(OrderId order, ItemId item);
 
 /// The consumer group of a service ("<prefix>sagaflow-<service>").
 std::string GroupIdOf(const std::string& prefix, std::string_view service);

@@ -17,6 +17,10 @@ using OrderId = int64_t;
 using ItemId = int64_t;
 /// Milliseconds since the Unix epoch.
 using TimeMs = int64_t;
+/// The key of one leg of a fanned-out step (see StepDefinition::fan_out): the
+/// item id for a step fanned out per item. kNoLeg: a step sent as one command.
+using LegKey = int64_t;
+inline constexpr LegKey kNoLeg = -1;
 
 /// Reference codes: 1 card, 2 SBP.
 enum class PaymentType : int8_t { kUnknown = 0, kCard = 1, kSbp = 2 };
@@ -60,6 +64,8 @@ struct StepRecord {
   bool ok = false;
   TimeMs at_ms = 0;
   std::string detail;
+  /// The leg that answered, for a fanned-out step.
+  LegKey leg = kNoLeg;
   bool operator==(const StepRecord&) const = default;
 };
 
@@ -71,7 +77,11 @@ struct OrderPlaced {
 struct StepCommand {
   Step step = Step::kUnknown;
   int32_t attempt = 0;
+  /// For a leg of a fanned-out step: only the leg's lines of the order.
   Order order;
+  /// The leg this command is for (kNoLeg: the whole step). A leg's command is
+  /// keyed by the leg (the item id), not by the saga.
+  LegKey leg = kNoLeg;
   bool operator==(const StepCommand&) const = default;
 };
 struct StepReply {
@@ -79,6 +89,8 @@ struct StepReply {
   int32_t attempt = 0;
   bool ok = false;
   std::string detail;
+  /// The leg answered (the command's leg).
+  LegKey leg = kNoLeg;
   bool operator==(const StepReply&) const = default;
 };
 struct FinalStatus {
@@ -97,6 +109,9 @@ struct StepRequested {
   Step step = Step::kUnknown;
   int32_t attempt = 0;
   TimeMs deadline_ms = 0;
+  /// For a fanned-out step: the legs this attempt was sent to, one command
+  /// each (a retry goes to the legs still unanswered). Empty: one command.
+  std::vector<LegKey> legs;
   bool operator==(const StepRequested&) const = default;
 };
 /// What a reply or a timeout did to the saga. Decided by Decide and recorded
@@ -110,6 +125,7 @@ enum class StepOutcome : int8_t {
   kNoted = 3,         // a retriable step failed for good: noted, the saga carries on
   kCompensate = 4,    // the saga starts compensating; `compensations` is the plan
   kAcknowledged = 5,  // a compensation was acknowledged
+  kLegAnswered = 6,   // one leg of a fanned-out step answered; the step still waits for others
 };
 std::string_view ToString(StepOutcome outcome);  // "unrecorded", "succeeded", "retry", ...
 
@@ -121,6 +137,8 @@ struct StepReplied {
   StepOutcome outcome = StepOutcome::kUnrecorded;
   /// With kCompensate: the compensations to run, in order.
   std::vector<Step> compensations;
+  /// The leg that answered, for a fanned-out step.
+  LegKey leg = kNoLeg;
   bool operator==(const StepReplied&) const = default;
 };
 struct StepTimedOut {
@@ -151,6 +169,8 @@ struct StockLevel {
   bool operator==(const StockLevel&) const = default;
 };
 enum class ReservationState : int8_t { kUnknown = 0, kReserved = 1, kRejected = 2, kReleased = 3 };
+/// orders.warehouse.reservations: one per (order, item), keyed so that it
+/// lives in the item's partition (core::ReservationKey).
 struct Reservation {
   OrderId order_id = 0;
   ReservationState state = ReservationState::kUnknown;
@@ -159,7 +179,17 @@ struct Reservation {
   std::string detail;
   TimeMs at_ms = 0;
   bool released_without_reserve = false;
+  /// The item this reservation is for (kNoLeg: a whole-order reservation of
+  /// an earlier version).
+  LegKey item_id = kNoLeg;
   bool operator==(const Reservation&) const = default;
+};
+/// A restock command (orders.warehouse.restock, key = item id): add
+/// `quantity` to the item's available stock. Executed by the item's owner.
+struct Restock {
+  ItemId item_id = 0;
+  int64_t quantity = 0;
+  bool operator==(const Restock&) const = default;
 };
 struct Payment {
   OrderId order_id = 0;
@@ -205,12 +235,24 @@ struct DeadLetter {
 enum class SagaPhase : int8_t { kNotStarted = 0, kForward = 1, kCompensating = 2, kEnded = 3 };
 std::string_view ToString(SagaPhase phase);  // "not_started", "running", "compensating", "ended"
 
-/// The request a saga is waiting on (sagas are sequential: at most one).
+/// The request a saga is waiting on (sagas are sequential: at most one step;
+/// a fanned-out step waits on each of its legs, see SagaState::legs).
 struct PendingRequest {
   Step step = Step::kUnknown;
   int32_t attempt = 0;
   TimeMs deadline_ms = 0;
   bool operator==(const PendingRequest&) const = default;
+};
+
+/// What became of one leg of a fanned-out step (forward or compensation).
+enum class LegStatus : int8_t { kAwaited = 0, kSucceeded = 1, kFailed = 2 };
+struct LegRecord {
+  Step step = Step::kUnknown;
+  LegKey leg = kNoLeg;
+  /// Answered OK (kSucceeded) or NOT OK (kFailed); a compensation's leg is
+  /// acknowledged by either answer.
+  LegStatus status = LegStatus::kAwaited;
+  bool operator==(const LegRecord&) const = default;
 };
 
 /// Everything known about one saga; the fold of its events.
@@ -235,11 +277,13 @@ struct SagaState {
   TimeMs ended_at_ms = 0;
   /// Number of events applied.
   int64_t version = 0;
+  /// The legs of the fanned-out steps requested so far, in request order.
+  std::vector<LegRecord> legs;
   bool operator==(const SagaState&) const = default;
 };
 
 using Payload = std::variant<OrderPlaced, StepCommand, StepReply, FinalStatus, SagaEvent, StockLevel, Reservation,
-                             Payment, Notification, OrderRecord, DeadLetter, SagaState>;
+                             Payment, Notification, OrderRecord, DeadLetter, SagaState, Restock>;
 
 /// The envelope every Kafka record value carries.
 struct Message {

@@ -98,6 +98,9 @@ class TransactionalProducer {
   virtual core::Status Begin() = 0;
   /// Queues one record in the open transaction (partition by key).
   virtual core::Status Produce(const std::string& topic, const std::string& key, const std::string& value) = 0;
+  /// Queues one record in the open transaction to `partition`, whatever its key.
+  virtual core::Status ProduceTo(const std::string& topic, int32_t partition, const std::string& key,
+                                 const std::string& value) = 0;
   /// Adds the consumer's next offsets to the open transaction.
   virtual core::Status SendOffsets(const OffsetMap& offsets, GroupConsumer& consumer) = 0;
   /// Commits; on success returns where each record produced in the

@@ -41,6 +41,9 @@ class Participant : public Service {
   virtual bool Handles(core::Step step) const = 0;
   /// Whether failure injection applies to `step` (not to compensations).
   virtual bool MayFail(core::Step step) const = 0;
+  /// Whether `step` comes as legs of a fanned-out step (StepCommand::leg,
+  /// keyed by the leg); a leg of any other step is refused.
+  virtual bool TakesLegs(core::Step step) const { return false; }
   /// Why `command` makes no sense for this participant ("" when it does):
   /// checked before it touches state; a command that fails goes to the
   /// dead-letter topic with the reason.
@@ -62,8 +65,9 @@ class Participant : public Service {
 /// execute, or "" when it is: every check a participant applies before the
 /// record touches state, except partition ownership (the task's, it needs the
 /// assignment). In order: a StepCommand, for a step the participant executes,
-/// a positive saga id equal to the command's order id and to the record key
-/// (core::SagaKey), then Participant::InvalidCommand. Pure; never throws on
+/// a positive saga id equal to the command's order id, a leg only for a step
+/// the participant takes legs of, the record key core::CommandKey (the saga
+/// id, or the leg's item id), then Participant::InvalidCommand. Pure; never throws on
 /// any message Decode returns. A non-empty answer is the dead letter's reason.
 std::string InvalidCommandRecord(const Participant& participant, std::string_view key, const core::Message& message);
 

@@ -209,6 +209,11 @@ class ServiceTask : public core::TaskHandler {
   /// Produces `message` to a changelog topic and stages its effect.
   void EmitChangelog(core::TxContext& tx, const Changelog& changelog, const std::string& key,
                      const core::Message& message);
+  /// Like EmitChangelog, to `partition` whatever the key: for state keyed
+  /// finer than its owner's key (the warehouse's "<order>/<item>"
+  /// reservations live in the item's partition).
+  void EmitChangelogTo(core::TxContext& tx, const Changelog& changelog, int32_t partition, const std::string& key,
+                       const core::Message& message);
   /// Stages a local write that no changelog record carries (e.g. derived
   /// state); committed with the transaction's other writes.
   void StageLocal(std::string key, std::string value) { staged_.Put(std::move(key), std::move(value)); }

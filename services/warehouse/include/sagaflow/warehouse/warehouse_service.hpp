@@ -1,15 +1,20 @@
 #pragma once
 /// The warehouse participant: reserves stock for an order (compensatable step)
-/// and releases the reservation when the saga compensates.
+/// and releases the reservation when the saga compensates. Both come as legs,
+/// one command per item, keyed by the item (the saga definition fans the step
+/// out per item), so an item's state lives in the item's partition and one
+/// task, on whichever instance, owns it. Restocks come as Restock records keyed
+/// by item on orders.service.warehouse.restock, applied by the item's owner.
 ///
 /// State (RocksDB, a fold of two compacted changelogs):
-///   stock/<item_id>        StockLevel  (orders.warehouse.stock)
-///   reservation/<order_id> Reservation (orders.warehouse.reservations)
+///   stock/<item_id>                  StockLevel  (orders.warehouse.stock)
+///   reservation/<order_id>/<item_id> Reservation (orders.warehouse.reservations,
+///                                    produced to the item's partition)
 /// An item never seen before starts with `default_stock` available. For every
 /// item, available + reserved = default_stock + restocked, always.
 ///
-/// REST: GET /stock, POST /stock (restock), GET /reservations/{order_id},
-/// plus the participant routes (/set).
+/// REST: GET /stock (every item), POST /stock (restock: 202 once recorded),
+/// GET /reservations/{order_id} (per item), plus the participant routes (/set).
 
 #include <memory>
 

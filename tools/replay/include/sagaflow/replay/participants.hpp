@@ -2,19 +2,22 @@
 /// `replay --verify --participants`: the saga history cross-checked with the
 /// participants' own records, read from their compacted changelogs
 /// (orders.warehouse.reservations, orders.payment.payments,
-/// orders.notification.sent) and with the orders (orders.order.orders), all
-/// keyed by order id; the latest record of a key wins, an empty value deletes.
+/// orders.notification.sent) and with the orders (orders.order.orders), keyed
+/// by order id (reservations: by order id and item, "<order>/<item>", one per
+/// leg of the reserve step); the latest record of a key wins, an empty value deletes.
 ///
 /// Checks, for every saga that ended (running sagas are skipped):
-///  - OK: the reservation is kept (Reserved); exactly one successful charge of
+///  - OK: every item of the order has its reservation kept (Reserved; or the
+///    order's whole-order reservation, from an earlier version); exactly one successful charge of
 ///    the order's sum; a notification that succeeded if the saga saw it succeed;
-///  - NOT OK: the reservation is not kept (Released, Rejected or none) and no
+///  - NOT OK: no reservation of the order is kept (Released, Rejected or none) and no
 ///    successful charge;
 ///  - the order's final status equals the saga's.
 /// With the whole history read, a successful charge or a kept reservation of
 /// an order that has no saga is reported too.
 /// Thread safety: plain functions; the result types are values.
 
+#include <map>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -28,7 +31,8 @@ namespace sagaflow::replay {
 
 /// The latest record per order id of each participant changelog.
 struct ParticipantRecords {
-  std::unordered_map<core::OrderId, core::Reservation> reservations;
+  /// Per order, per item (core::kNoLeg: a whole-order reservation of an earlier version).
+  std::unordered_map<core::OrderId, std::map<core::LegKey, core::Reservation>> reservations;
   std::unordered_map<core::OrderId, core::Payment> payments;
   std::unordered_map<core::OrderId, core::Notification> notifications;
   std::unordered_map<core::OrderId, core::OrderRecord> orders;
