@@ -38,6 +38,8 @@ order id, final status, detail and saga steps:
   3. payment fails always        -> NOT OK (the saga is compensated)
   4. warehouse fails always      -> NOT OK
 
+With several instances of a service (deployment/up --instances N), the
+mistakes are set on each instance found at the service's port + 10, + 20, ...
 All mistakes are set back to 0 at the end, also when the script fails or
 is interrupted.
 
@@ -86,18 +88,36 @@ if [[ ! -r $ADMIN_TOKEN_FILE ]]; then
   exit 2
 fi
 ADMIN_TOKEN=$(head -n 1 "$ADMIN_TOKEN_FILE")
-# set_mistakes NAME URL PERCENT
+# instances_of NAME URL: URL, then the URL of every further instance of the
+# service that answers GET / as NAME, at the ports deployment/up --instances N
+# gives them (the service's port + 10, + 20, ...). Mistakes are a setting of
+# each instance, so they are set on all of them.
+instances_of() {
+  local name=$1 url=$2 base port k next
+  echo "$url"
+  [[ $url =~ ^(.*):([0-9]+)$ ]] || return 0
+  base=${BASH_REMATCH[1]} port=${BASH_REMATCH[2]}
+  for ((k = 1; k <= 8; k++)); do
+    next="$base:$((port + 10 * k))"
+    [[ $(curl -s --max-time 2 "$next/" 2>/dev/null | jq -r '.service // empty' 2>/dev/null) == "$name" ]] || break
+    echo "$next"
+  done
+}
+
+# set_mistakes NAME URL PERCENT: on every instance of the service.
 set_mistakes() {
-  local answer
-  if ! answer=$(curl -sS --max-time 5 -X POST -H 'Content-Type: application/json' \
-    -H "Authorization: Bearer $ADMIN_TOKEN" --data "{\"mistakes\": $3}" -w '\n%{http_code}' "$2/set"); then
-    echo "could not set mistakes=$3 on $1 ($2/set)" >&2
-    return 1
-  fi
-  if [[ ${answer##*$'\n'} != 200 ]]; then
-    echo "could not set mistakes=$3 on $1 ($2/set): ${answer%$'\n'*}" >&2
-    return 1
-  fi
+  local answer instance
+  for instance in $(instances_of "$1" "$2"); do
+    if ! answer=$(curl -sS --max-time 5 -X POST -H 'Content-Type: application/json' \
+      -H "Authorization: Bearer $ADMIN_TOKEN" --data "{\"mistakes\": $3}" -w '\n%{http_code}' "$instance/set"); then
+      echo "could not set mistakes=$3 on $1 ($instance/set)" >&2
+      return 1
+    fi
+    if [[ ${answer##*$'\n'} != 200 ]]; then
+      echo "could not set mistakes=$3 on $1 ($instance/set): ${answer%$'\n'*}" >&2
+      return 1
+    fi
+  done
 }
 
 reset_mistakes() {
