@@ -262,6 +262,11 @@ StepOutcome ReadOutcome(w::StepOutcome o) { return static_cast<StepOutcome>(Chec
 
 std::vector<LegKey> ReadLegs(const flatbuffers::Vector<int64_t>* legs) {
   if (legs == nullptr) return {};
+  // As for items: the verifier does not check that 8-byte scalars are aligned,
+  // Encode always aligns them, so a misaligned vector is corrupt.
+  if (legs->size() > 0 && reinterpret_cast<uintptr_t>(legs->Data()) % alignof(int64_t) != 0) {
+    throw DecodeError{"saga event legs are misaligned (corrupt envelope)"};
+  }
   return {legs->begin(), legs->end()};
 }
 
