@@ -2,7 +2,8 @@
 // the item's partition, whichever instance runs it, and a multi-item order's
 // reservation fans out one leg per item to those owners. No stock is sold
 // twice, stock is conserved per item, and the REST edge (GET/POST /stock,
-// GET /reservations) answers the same on either instance.
+// GET /reservations) answers the same on either instance; a restock with an
+// Idempotency-Key is applied once, whichever instance gets its retries.
 
 #include <gtest/gtest.h>
 
@@ -11,7 +12,9 @@
 #include <utility>
 #include <vector>
 
+#include "sagaflow/core/codec.hpp"
 #include "sagaflow/core/kafka/kafka_client.hpp"
+#include "sagaflow/warehouse/restock_keys.hpp"
 #include "support/kafka_env.hpp"
 #include "support/test_system.hpp"
 
@@ -170,6 +173,72 @@ TEST_F(WarehouseInstances, ARestockOnEitherInstanceIsAppliedByTheItemsOwner) {
   ASSERT_EQ(order.value("status", 0), 3) << order.dump(2);
   EXPECT_TRUE(WaitFor([&] { return bool(StockConserved(sys.Stock(second), 1, {order}, restocked)); }, 10s));
   EXPECT_TRUE(StockConserved(sys.Stock(second), 1, {order}, restocked));
+}
+
+TEST_F(WarehouseInstances, AKeyedRestockRetriedOnEitherInstanceIsAppliedOnce) {
+  TestSystemOptions options;
+  options.name = "whkeyed";
+  options.default_stock = 1;
+  ASSERT_NO_FATAL_FAILURE(BootTwo(options));
+  auto& sys = *system_;
+  const int64_t a = ItemIn(0, 400);
+  const int64_t b = ItemIn(1, 400);
+  const std::string second = TestSystem::Instance("warehouse", 2);
+  const json body = {{"items", {{{"item_id", a}, {"quantity", 4}}, {{"item_id", b}, {"quantity", 2}}}}};
+  const json reordered = {{"items", {{{"item_id", b}, {"quantity", 2}}, {{"item_id", a}, {"quantity", 4}}}}};
+  const std::map<std::string, std::string> key{{"Idempotency-Key", "restock-once"}};
+
+  // The first request answers once both owners applied it; every retry, on
+  // either instance and in any item order, gets the same answer.
+  auto first = sys.Post("warehouse", "/stock", body, key);
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first.json.value("idempotency_key", ""), "restock-once") << first.body;
+  for (const auto& [instance, request] :
+       std::vector<std::pair<std::string, json>>{{"warehouse", body}, {second, body}, {second, reordered}}) {
+    SCOPED_TRACE(instance);
+    auto retry = sys.Post(instance, "/stock", request, key);
+    EXPECT_EQ(retry.status, 200) << retry.body;
+    EXPECT_EQ(retry.json["applied"], first.json["applied"]) << retry.body;
+  }
+
+  // The same key with another body is refused, on either instance, and changes nothing.
+  const json other = {{"items", {{{"item_id", a}, {"quantity", 5}}}}};
+  for (const std::string& instance : {std::string("warehouse"), second}) {
+    auto reused = sys.Post(instance, "/stock", other, key);
+    EXPECT_EQ(reused.status, 422) << reused.body;
+    EXPECT_NE(reused.json.value("error", "").find("was used for a different restock"), std::string::npos)
+        << reused.body;
+  }
+
+  // A restock record sent again under the key (as after a 503 whose request
+  // was recorded after all) is skipped by the owner. The next restock of the
+  // item comes after it in the partition: once that is applied, the duplicate
+  // has been seen.
+  const auto merged = warehouse::MergeRestocks({{a, 4}, {b, 2}});
+  core::Message again{"restock-again", 0, "", core::NowMs(), 1,
+                      core::Restock{a, 4, "restock-once", warehouse::RestockRequestHash(merged)}};
+  {
+    auto producer = kafka::TransactionalProducer::Open(sys.kafka(), sys.prefix() + "restock-again", 30s);
+    ASSERT_TRUE(producer.ok()) << producer.error().message;
+    ASSERT_TRUE(producer.value()->Begin().ok());
+    ASSERT_TRUE(producer.value()->Produce(sys.topics().warehouse_restock, core::ItemKey(a), core::Encode(again)).ok());
+    ASSERT_TRUE(producer.value()->Commit().ok());
+  }
+  auto later = sys.Post(second, "/stock", {{"item_id", a}, {"quantity", 1}}, {{"Idempotency-Key", "restock-later"}});
+  ASSERT_EQ(later.status, 200) << later.body;
+  for (const std::string& instance : {std::string("warehouse"), second}) {
+    SCOPED_TRACE(instance);
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          auto stock = sys.Stock(instance);
+          return stock[a] == StockEntry{1 + 4 + 1, 0} && stock[b] == StockEntry{1 + 2, 0};
+        },
+        10s));
+    auto stock = sys.Stock(instance);
+    EXPECT_EQ(stock[a], (StockEntry{6, 0}));
+    EXPECT_EQ(stock[b], (StockEntry{3, 0}));
+  }
+  EXPECT_TRUE(sys.ReadTopic(sys.topics().dlq).empty()) << "a duplicate is skipped, not dead-lettered";
 }
 
 }  // namespace
