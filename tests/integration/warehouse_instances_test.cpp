@@ -47,6 +47,38 @@ class WarehouseInstances : public SystemTest {
         << "both warehouse instances must own a partition and serve";
   }
 
+  // Boots two instances with a default stock of 1 and picks two items, one
+  // per partition (ids from `from` on): a_, b_; second_ names the second instance.
+  void BootForRestocks(const std::string& name, int64_t from) {
+    TestSystemOptions options;
+    options.name = name;
+    options.default_stock = 1;
+    ASSERT_NO_FATAL_FAILURE(BootTwo(options));
+    a_ = ItemIn(0, from);
+    b_ = ItemIn(1, from);
+    second_ = TestSystem::Instance("warehouse", 2);
+  }
+
+  // Waits until both instances report `a` and `b` for items a_ and b_ (nothing reserved).
+  void ExpectStockOnBoth(int64_t a, int64_t b) {
+    for (const std::string& instance : {std::string("warehouse"), second_}) {
+      SCOPED_TRACE(instance);
+      EXPECT_TRUE(WaitFor(
+          [&] {
+            auto stock = system_->Stock(instance);
+            return stock[a_] == StockEntry{a, 0} && stock[b_] == StockEntry{b, 0};
+          },
+          10s));
+      auto stock = system_->Stock(instance);
+      EXPECT_EQ(stock[a_], (StockEntry{a, 0}));
+      EXPECT_EQ(stock[b_], (StockEntry{b, 0}));
+    }
+  }
+
+  int64_t a_ = 0;
+  int64_t b_ = 0;
+  std::string second_;
+
   // An item id in `partition` (Kafka's partitioner of its key), from `from` on.
   static int64_t ItemIn(int32_t partition, int64_t from) {
     for (int64_t id = from;; ++id) {
@@ -146,29 +178,18 @@ TEST_F(WarehouseInstances, AShortItemFailsItsLegAndTheOtherOwnerReleasesItsLeg) 
 }
 
 TEST_F(WarehouseInstances, ARestockOnEitherInstanceIsAppliedByTheItemsOwner) {
-  TestSystemOptions options;
-  options.name = "whrestock";
-  options.default_stock = 1;
-  ASSERT_NO_FATAL_FAILURE(BootTwo(options));
+  ASSERT_NO_FATAL_FAILURE(BootForRestocks("whrestock", 300));
   auto& sys = *system_;
-  const int64_t a = ItemIn(0, 300);
-  const int64_t b = ItemIn(1, 300);
-  const std::string second = TestSystem::Instance("warehouse", 2);
+  const int64_t a = a_;
+  const int64_t b = b_;
+  const std::string& second = second_;
   // Both items restocked through one instance, then again through the other.
   for (const std::string& instance : {std::string("warehouse"), second}) {
     auto reply = sys.Post(instance, "/stock", {{"items", {{{"item_id", a}, {"quantity", 4}}, {{"item_id", b}, {"quantity", 2}}}}});
     ASSERT_EQ(reply.status, 202) << reply.body;
   }
   const std::map<core::ItemId, int64_t> restocked{{a, 8}, {b, 4}};
-  for (const std::string& instance : {std::string("warehouse"), second}) {
-    SCOPED_TRACE(instance);
-    EXPECT_TRUE(WaitFor(
-        [&] {
-          auto stock = sys.Stock(instance);
-          return stock[a] == StockEntry{9, 0} && stock[b] == StockEntry{5, 0};
-        },
-        10s));
-  }
+  ExpectStockOnBoth(9, 5);
   auto order = sys.WaitForFinal(sys.PlaceOrder(OrderOf({{a, 9}, {b, 5}}, 400)));
   ASSERT_EQ(order.value("status", 0), 3) << order.dump(2);
   EXPECT_TRUE(WaitFor([&] { return bool(StockConserved(sys.Stock(second), 1, {order}, restocked)); }, 10s));
@@ -176,14 +197,11 @@ TEST_F(WarehouseInstances, ARestockOnEitherInstanceIsAppliedByTheItemsOwner) {
 }
 
 TEST_F(WarehouseInstances, AKeyedRestockRetriedOnEitherInstanceIsAppliedOnce) {
-  TestSystemOptions options;
-  options.name = "whkeyed";
-  options.default_stock = 1;
-  ASSERT_NO_FATAL_FAILURE(BootTwo(options));
+  ASSERT_NO_FATAL_FAILURE(BootForRestocks("whkeyed", 400));
   auto& sys = *system_;
-  const int64_t a = ItemIn(0, 400);
-  const int64_t b = ItemIn(1, 400);
-  const std::string second = TestSystem::Instance("warehouse", 2);
+  const int64_t a = a_;
+  const int64_t b = b_;
+  const std::string& second = second_;
   const json body = {{"items", {{{"item_id", a}, {"quantity", 4}}, {{"item_id", b}, {"quantity", 2}}}}};
   const json reordered = {{"items", {{{"item_id", b}, {"quantity", 2}}, {{"item_id", a}, {"quantity", 4}}}}};
   const std::map<std::string, std::string> key{{"Idempotency-Key", "restock-once"}};
@@ -226,18 +244,7 @@ TEST_F(WarehouseInstances, AKeyedRestockRetriedOnEitherInstanceIsAppliedOnce) {
   }
   auto later = sys.Post(second, "/stock", {{"item_id", a}, {"quantity", 1}}, {{"Idempotency-Key", "restock-later"}});
   ASSERT_EQ(later.status, 200) << later.body;
-  for (const std::string& instance : {std::string("warehouse"), second}) {
-    SCOPED_TRACE(instance);
-    EXPECT_TRUE(WaitFor(
-        [&] {
-          auto stock = sys.Stock(instance);
-          return stock[a] == StockEntry{1 + 4 + 1, 0} && stock[b] == StockEntry{1 + 2, 0};
-        },
-        10s));
-    auto stock = sys.Stock(instance);
-    EXPECT_EQ(stock[a], (StockEntry{6, 0}));
-    EXPECT_EQ(stock[b], (StockEntry{3, 0}));
-  }
+  ExpectStockOnBoth(1 + 4 + 1, 1 + 2);
   EXPECT_TRUE(sys.ReadTopic(sys.topics().dlq).empty()) << "a duplicate is skipped, not dead-lettered";
 }
 
