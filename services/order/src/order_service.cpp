@@ -1,5 +1,6 @@
 #include "sagaflow/order/order_service.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -195,8 +196,7 @@ class OrderService final : public runtime::Service {
     auto body = runtime::ParseJsonBody(req);
     NewOrder request;
     request.order = runtime::OrderFromJson(body);
-    request.idempotency_key = req.Header("Idempotency-Key");
-    if (request.idempotency_key.size() > 200) throw HttpError{400, "Idempotency-Key is longer than 200 characters"};
+    request.idempotency_key = runtime::IdempotencyKey(req);
     request.responder = responder;
     // If the order is not committed in time it is given up (a task skips it
     // if it has not taken it yet, an owner skips a forwarded request that
@@ -606,7 +606,9 @@ class OrderTask final : public runtime::ServiceTask {
       r->status = final_status->status;
       r->detail = final_status->detail;
       r->steps = final_status->steps;
-      r->finished_at_ms = core::NowMs();
+      // Another instance, on another machine's clock, may have accepted the order: a finish is
+      // never recorded before its acceptance.
+      r->finished_at_ms = std::max(core::NowMs(), r->accepted_at_ms);
       Put(tx, *r);
       metrics().Add("orders_finished_total", 1, "status=\"" + std::string(core::ToString(r->status)) + "\"");
       log().info("saga={} final status {}{}{}", message->saga_id, core::ToString(r->status),
