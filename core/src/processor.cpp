@@ -16,8 +16,12 @@ std::shared_ptr<spdlog::logger> Log() {
 }
 }  // namespace
 
-// Collects one iteration's outputs. The transaction is begun lazily, at the
-// first record produced, so idle iterations cost no broker round trip.
+// Collects one iteration's outputs and hands them to the producer together,
+// after the handler is done: librdkafka registers the partitions of records
+// produced close together in one AddPartitionsToTxn request (records produced
+// one by one while the handler works cost one request per few records), and
+// the transaction is begun only when there is something to produce, so idle
+// iterations cost no broker round trip.
 class Processor::Context final : public TxContext {
   static constexpr int32_t kAnyPartition = -1;
 
@@ -30,21 +34,24 @@ class Processor::Context final : public TxContext {
 
   void ProduceTo(const std::string& topic, int32_t partition, const std::string& key,
                  const std::string& value) override {
-    if (!error_.ok()) return;
+    pending_.push_back(Pending{topic, partition, key, value});
+  }
+
+  // Produces what the handler added, in the order it added it (so that
+  // `delivered[i]` is the i-th record). Returns the first error.
+  Status Flush() {
+    if (pending_.empty()) return Status::Ok();
     if (!p_.producer_->InTransaction()) {
-      auto s = p_.producer_->Begin();
-      if (!s.ok()) {
-        error_ = s;
-        return;
-      }
+      if (auto s = p_.producer_->Begin(); !s.ok()) return s;
     }
-    auto s = partition == kAnyPartition ? p_.producer_->Produce(topic, key, value)
-                                        : p_.producer_->ProduceTo(topic, partition, key, value);
-    if (!s.ok()) {
-      error_ = s;
-      return;
+    for (const auto& r : pending_) {
+      auto s = r.partition == kAnyPartition ? p_.producer_->Produce(r.topic, r.key, r.value)
+                                            : p_.producer_->ProduceTo(r.topic, r.partition, r.key, r.value);
+      if (!s.ok()) return s;
     }
-    ++produced_;
+    produced_ += pending_.size();
+    pending_.clear();
+    return Status::Ok();
   }
 
   void Defer(const kafka::Record& record) override {
@@ -56,13 +63,18 @@ class Processor::Context final : public TxContext {
     if (it != p_.deferred_.end() && it->second.erase(offset) > 0) --p_.deferred_count_;
   }
 
-  size_t produced() const override { return produced_; }
-  const Status& error() const { return error_; }
+  size_t produced() const override { return produced_ + pending_.size(); }
 
  private:
+  struct Pending {
+    std::string topic;
+    int32_t partition;
+    std::string key;
+    std::string value;
+  };
   Processor& p_;
-  size_t produced_ = 0;
-  Status error_;
+  size_t produced_ = 0;  // handed to the producer by Flush
+  std::vector<Pending> pending_;
 };
 
 Processor::Processor(ProcessorOptions options, ProcessorHandler& handler, Metrics& metrics, RecordSource& source)
@@ -157,9 +169,8 @@ Status Processor::RunIteration() {
     handler_.OnRecords(records, ctx);
     metrics_.Add("records_processed_total", static_cast<double>(records.size()));
   }
-  if (!ctx.error().ok()) return ctx.error().error();
   handler_.OnIdle(ctx);
-  if (!ctx.error().ok()) return ctx.error().error();
+  if (auto s = ctx.Flush(); !s.ok()) return s;
 
   kafka::OffsetMap offsets;
   for (const auto& [tp, next] : consumed_) {
