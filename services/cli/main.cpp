@@ -8,7 +8,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
 #include <iostream>
+#include <thread>
 
 #include "sagaflow/bench/load_driver.hpp"
 #include "sagaflow/core/kafka/kafka_client.hpp"
@@ -133,8 +135,25 @@ int Serve(const std::string& role, Common& c, const std::function<std::unique_pt
   }
   const bool failed = service->Done() && !service->Wait().ok();
   service->Stop();
+  const int code = failed ? 1 : 0;
+  // Stop() closed the consumer, the producers and the HTTP server. Releasing
+  // librdkafka's handles can still wait for good on a broker thread after the
+  // cluster was replaced (seen with librdkafka 2.0 after a wiped broker), and
+  // a process that does not exit is not restarted by its supervisor: give the
+  // release a deadline, then exit anyway.
+  std::promise<void> released;
+  auto released_future = released.get_future();
+  std::thread([&service, &released] {
+    service.reset();
+    released.set_value();
+  }).detach();
+  if (released_future.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    spdlog::warn("{}: releasing the Kafka clients did not finish within 10 s; exiting without it", role);
+    spdlog::shutdown();
+    std::_Exit(code);
+  }
   spdlog::shutdown();
-  return failed ? 1 : 0;
+  return code;
 }
 
 // The options every reader of the history shares (replay, replay export, dlq).

@@ -521,6 +521,20 @@ int32_t PartitionOf(std::string_view key, int32_t partitions) {
   return static_cast<int32_t>((h & 0x7fffffff) % static_cast<uint32_t>(partitions));
 }
 
+core::Result<std::string> ClusterId(const KafkaConfig& config, std::chrono::milliseconds timeout) {
+  auto conf = MakeConf(config, {});
+  if (!conf.ok()) return conf.error();
+  std::string err;
+  std::unique_ptr<RdKafka::Producer> p(RdKafka::Producer::create(conf.value().get(), err));
+  if (!p) return Error{Errc::kInvalidArgument, err};
+  auto id = p->clusterid(static_cast<int>(timeout.count()));
+  if (id.empty()) {
+    return Error{Errc::kUnavailable, "no cluster id from " + config.brokers + " within " +
+                                         std::to_string(timeout.count()) + " ms", true};
+  }
+  return id;
+}
+
 Status WaitForBroker(const KafkaConfig& config, std::chrono::milliseconds timeout) {
   auto conf = MakeConf(config, {});
   if (!conf.ok()) return conf.error();

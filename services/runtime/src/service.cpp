@@ -13,6 +13,8 @@ namespace sagaflow::runtime {
 namespace {
 constexpr auto kConnectTimeout = std::chrono::seconds(60);
 constexpr size_t kRestoreBatch = 5000;
+// How often a running service checks that the Kafka cluster is still the one it started on.
+constexpr auto kClusterCheckInterval = std::chrono::seconds(5);
 }  // namespace
 
 Service::Service(std::string name, ServiceOptions options)
@@ -41,6 +43,18 @@ core::Status Service::Start() {
   auto kafka = kafka_config();
   log_->info("waiting for Kafka at {}", kafka.brokers);
   if (auto s = kafka::WaitForBroker(kafka, kConnectTimeout); !s.ok()) return s;
+  std::string cluster_id;
+  if (auto s = Retrying("reading the Kafka cluster id",
+                        [&] {
+                          auto id = kafka::ClusterId(kafka, std::chrono::seconds(5));
+                          if (!id.ok()) return core::Status(id.error());
+                          cluster_id = std::move(id.value());
+                          return core::Status::Ok();
+                        });
+      !s.ok()) {
+    return s;
+  }
+  log_->info("Kafka cluster id {}", cluster_id);
   if (auto s = kafka::CreateTopics(kafka, OwnTopics(), std::chrono::seconds(30)); !s.ok()) return s;
   // Just-created topics may not have partition leaders yet: retry what can be retried.
   if (auto s = Retrying("reading the topics' partitions", [this] { return CheckCoPartitioned(); }); !s.ok()) return s;
@@ -74,9 +88,21 @@ core::Status Service::Start() {
 
   loop_ = std::thread([this] {
     auto status = engine_->Run();
+    if (std::lock_guard lock(cluster_mu_); status.ok() && cluster_changed_) status = *cluster_changed_;
     if (!status.ok()) log_->error("stopped: {}", status.error().message);
     done_.set_value(status);
   });
+  cluster_watch_ = std::make_unique<ClusterWatch>(
+      cluster_id, kafka.brokers, [kafka] { return kafka::ClusterId(kafka, std::chrono::seconds(2)); },
+      kClusterCheckInterval, [this](const core::Error& change) {
+        log_->error("{}", change.message);
+        {
+          std::lock_guard lock(cluster_mu_);
+          cluster_changed_ = change;
+        }
+        engine_->Stop();
+      });
+  cluster_watch_->Start();
   started_.store(true);
   return core::Status::Ok();
 }
@@ -170,6 +196,7 @@ int32_t Service::TaskOfKey(std::string_view key) const { return kafka::Partition
 
 void Service::Stop() {
   if (stopped_.exchange(true)) return;
+  if (cluster_watch_) cluster_watch_->Stop();
   http_.Stop();
   if (engine_) engine_->Stop();
   if (loop_.joinable()) loop_.join();

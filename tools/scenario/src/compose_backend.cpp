@@ -41,6 +41,15 @@ class ComposeBackend final : public Backend {
       up_ = true;  // from now on Shutdown runs 'down'
       if (auto s = Script({"up"}, 1800s); !s.ok()) return s;
     }
+    // The orchestrator runs with the scenario's timings (recreated only when they change), so a
+    // deadline the scenario relies on is the one the sagas get, and replay --verify agrees.
+    const auto& sys = scenario.system;
+    if (auto s = Script({"timings", std::to_string(sys.step_timeout.count()), std::to_string(sys.max_step_timeout.count()),
+                         std::to_string(sys.max_attempts)},
+                        300s);
+        !s.ok()) {
+      return s;
+    }
     if (!o_.admin_token_file.empty()) {
       std::ifstream in(o_.admin_token_file);
       in >> token_;
@@ -52,7 +61,6 @@ class ComposeBackend final : public Backend {
         std::this_thread::sleep_for(200ms);
       }
     }
-    (void)scenario;
     return {};
   }
 

@@ -83,6 +83,11 @@ core::Status CreateTopics(const KafkaConfig& config, const std::vector<core::Top
 /// Waits until the broker answers a metadata request, or `timeout` passes.
 core::Status WaitForBroker(const KafkaConfig& config, std::chrono::milliseconds timeout);
 
+/// The id of the cluster the brokers belong to (a new one after a broker's
+/// data was wiped and it was formatted again); kUnavailable (retryable) when
+/// no broker answers within `timeout`.
+core::Result<std::string> ClusterId(const KafkaConfig& config, std::chrono::milliseconds timeout);
+
 class GroupConsumer;
 
 /// See the file comment. Created ready to use (init_transactions done).

@@ -46,6 +46,7 @@
 #include "sagaflow/core/processor.hpp"
 #include "sagaflow/core/topics.hpp"
 #include "sagaflow/eventstore/projection_store.hpp"
+#include "sagaflow/runtime/cluster_watch.hpp"
 #include "sagaflow/runtime/http_server.hpp"
 
 namespace sagaflow::runtime {
@@ -165,6 +166,10 @@ class Service {
   std::string admin_token_;
   std::unique_ptr<core::TaskEngine> engine_;
   HttpServer http_;
+  // Stops the engine when the Kafka cluster is replaced (cluster_watch.hpp).
+  std::unique_ptr<ClusterWatch> cluster_watch_;
+  std::mutex cluster_mu_;
+  std::optional<core::Error> cluster_changed_;  // guarded by cluster_mu_
   std::thread loop_;
   std::promise<core::Status> done_;
   std::shared_future<core::Status> done_future_;
