@@ -37,6 +37,17 @@ class ComposeBackend final : public Backend {
   }
 
   core::Status StartSystem(const Scenario& scenario, const std::string& /*prefix*/) override {
+    // The stack has one broker and one container per service.
+    if (scenario.system.brokers != 1) {
+      return Fail("system.brokers: " + std::to_string(scenario.system.brokers) +
+                  ": the compose stack runs one broker; run this scenario on the local backend");
+    }
+    for (const auto& [service, n] : scenario.system.instances) {
+      if (n != 1) {
+        return Fail("system.instances." + service + ": " + std::to_string(n) +
+                    ": the compose stack runs one instance of each service; run this scenario on the local backend");
+      }
+    }
     if (!up_) {
       up_ = true;  // from now on Shutdown runs 'down'
       if (auto s = Script({"up"}, 1800s); !s.ok()) return s;
@@ -47,35 +58,42 @@ class ComposeBackend final : public Backend {
     }
     const auto deadline = Clock::now() + 180s;
     for (const auto& role : kServices) {
-      while (!Healthy(role)) {
+      while (!Healthy(role, 1)) {
         if (Clock::now() > deadline) return Fail(role + " is not healthy after 'compose up'");
         std::this_thread::sleep_for(200ms);
       }
     }
-    (void)scenario;
     return {};
   }
 
   std::string TopicPrefix() const override { return o_.topic_prefix; }
   std::string Brokers() const override { return o_.brokers; }
-  int Port(const std::string& service) const override { return o_.http_port_base + ServiceNumber(service); }
+  int Port(const std::string& service, int /*instance*/) const override {
+    return o_.http_port_base + ServiceNumber(service);
+  }
   std::string AdminToken() const override { return token_; }
 
-  core::Status Kill(const std::string& target) override { return Script({"kill", Service(target)}, 120s); }
-  core::Status Pause(const std::string& target) override { return Script({"pause", Service(target)}, 120s); }
-  core::Status Resume(const std::string& target) override { return Script({"unpause", Service(target)}, 120s); }
-  core::Status Restart(const std::string& target, std::chrono::milliseconds timeout) override {
-    if (auto s = Script({"restart", Service(target)}, 300s); !s.ok()) return s;
+  core::Status Kill(const std::string& target, int instance) override {
+    return Script({"kill", Service(target, instance)}, 120s);
+  }
+  core::Status Pause(const std::string& target, int instance) override {
+    return Script({"pause", Service(target, instance)}, 120s);
+  }
+  core::Status Resume(const std::string& target, int instance) override {
+    return Script({"unpause", Service(target, instance)}, 120s);
+  }
+  core::Status Restart(const std::string& target, int instance, std::chrono::milliseconds timeout) override {
+    if (auto s = Script({"restart", Service(target, instance)}, 300s); !s.ok()) return s;
     return WaitHealthy(target, timeout);
   }
-  core::Status Wipe(const std::string& target, std::chrono::milliseconds timeout) override {
-    if (auto s = Script({"wipe", Service(target)}, 300s); !s.ok()) return s;
+  core::Status Wipe(const std::string& target, int instance, std::chrono::milliseconds timeout) override {
+    if (auto s = Script({"wipe", Service(target, instance)}, 300s); !s.ok()) return s;
     return WaitHealthy(target, timeout);
   }
 
-  bool Healthy(const std::string& target) override {
+  bool Healthy(const std::string& target, int /*instance*/ = 0) override {
     if (target == kBroker) return kafka::WaitForBroker({o_.brokers, {}}, 2s).ok();
-    runtime::HttpClient client("127.0.0.1", Port(target));
+    runtime::HttpClient client("127.0.0.1", Port(target, 1));
     auto res = client.Get("/", 2s);
     return res.ok() && res->status == 200;
   }
@@ -95,8 +113,12 @@ class ComposeBackend final : public Backend {
   static core::Error Fail(std::string message) {
     return core::Error{core::Errc::kUnavailable, std::move(message), false};
   }
-  /// Our "broker" is the stack's "kafka" service.
-  static std::string Service(const std::string& target) { return target == kBroker ? "kafka" : target; }
+  /// Our "broker" is the stack's "kafka" service. The parser refuses an
+  /// instance or node the scenario's system lacks, and StartSystem a system
+  /// of more than one, so `instance` is 0 or 1 here.
+  static std::string Service(const std::string& target, int /*instance*/) {
+    return target == kBroker ? "kafka" : target;
+  }
 
   core::Status Script(std::vector<std::string> args, std::chrono::milliseconds timeout) {
     SpawnSpec spec;
@@ -116,7 +138,7 @@ class ComposeBackend final : public Backend {
 
   core::Status WaitHealthy(const std::string& target, std::chrono::milliseconds timeout) {
     const auto deadline = Clock::now() + timeout;
-    while (!Healthy(target)) {
+    while (!Healthy(target, 0)) {
       if (Clock::now() > deadline) return Fail(target + " is not healthy within " + FormatDuration(timeout));
       std::this_thread::sleep_for(200ms);
     }

@@ -44,21 +44,23 @@ class Backend {
   /// The topic prefix the services really use.
   virtual std::string TopicPrefix() const = 0;
   virtual std::string Brokers() const = 0;
-  /// The HTTP port of a service.
-  virtual int Port(const std::string& service) const = 0;
+  /// The HTTP port of an instance (1..N) of a service.
+  virtual int Port(const std::string& service, int instance = 1) const = 0;
   /// The admin token for POST /set ("" if unknown).
   virtual std::string AdminToken() const = 0;
 
-  /// `target` is a service or "broker". Kill leaves it down; Restart starts it
-  /// (stopping it first if it runs) and waits until it is healthy; Wipe kills a
-  /// service, deletes its data and starts it again.
-  virtual core::Status Kill(const std::string& target) = 0;
-  virtual core::Status Pause(const std::string& target) = 0;
-  virtual core::Status Resume(const std::string& target) = 0;
-  virtual core::Status Restart(const std::string& target, std::chrono::milliseconds timeout) = 0;
-  virtual core::Status Wipe(const std::string& target, std::chrono::milliseconds timeout) = 0;
-  /// Whether it answers (GET / 200 for a service, a metadata request for the broker).
-  virtual bool Healthy(const std::string& target) = 0;
+  /// `target` is a service or "broker"; `instance` one instance of a service
+  /// (1..N) or one node of the broker (1..3; 0: the whole broker, every node).
+  /// Kill leaves it down; Restart starts it (stopping it first if it runs)
+  /// and waits until it is healthy; Wipe kills a service instance, deletes
+  /// its data and starts it again.
+  virtual core::Status Kill(const std::string& target, int instance) = 0;
+  virtual core::Status Pause(const std::string& target, int instance) = 0;
+  virtual core::Status Resume(const std::string& target, int instance) = 0;
+  virtual core::Status Restart(const std::string& target, int instance, std::chrono::milliseconds timeout) = 0;
+  virtual core::Status Wipe(const std::string& target, int instance, std::chrono::milliseconds timeout) = 0;
+  /// Whether it answers (GET / 200 for a service, a metadata request for the broker or node).
+  virtual bool Healthy(const std::string& target, int instance) = 0;
 
   /// Notes processes that exited although no step stopped them; returns what
   /// it found so far (each is a failure of the scenario).
