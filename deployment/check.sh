@@ -20,6 +20,16 @@ POST_ATTEMPTS=${POST_ATTEMPTS:-5}
 # The token POST /set needs (deployment/up writes it and passes it to the services).
 ADMIN_TOKEN_FILE=${ADMIN_TOKEN_FILE:-${SAGAFLOW_VAR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/var}/admin-token}
 POLL_INTERVAL=0.2
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VAR_DIR=${SAGAFLOW_VAR:-$REPO/var}
+# The reference scenarios run against this system after the four orders
+# (sagaflow scenario run --backend attached); CHECK_SCENARIOS= skips them.
+CHECK_SCENARIOS=${CHECK_SCENARIOS-$REPO/deployment/scenarios/reference-all-ok.yaml $REPO/deployment/scenarios/reference-notification-fails.yaml $REPO/deployment/scenarios/reference-payment-fails.yaml $REPO/deployment/scenarios/reference-warehouse-fails.yaml}
+SAGAFLOW_BIN=${SAGAFLOW_BIN:-$REPO/build/bin/sagaflow}
+SAGAFLOW_BROKERS=${SAGAFLOW_BROKERS:-127.0.0.1:${SAGAFLOW_KAFKA_PORT:-9092}}
+# The credentials the runner reads the topics with when the system runs with
+# SASL (deployment/up writes them); none with a plaintext broker.
+KAFKA_CONFIG_FILE=${KAFKA_CONFIG_FILE:-$VAR_DIR/credentials/admin.properties}
 
 # Order statuses as the order service reports them.
 STATUS_OK=3
@@ -54,13 +64,20 @@ a timeout the same request is sent again with the same key (up to
 $POST_ATTEMPTS times), which answers the same order if the first attempt was
 recorded.
 
+Then the reference scenarios (deployment/scenarios/reference-*.yaml: the
+same four settings, 20 to 40 orders each, checked for stock, charges,
+duplicates, the dead-letter topic and sagaflow replay --verify) run against
+this same system with 'sagaflow scenario run --backend attached', which
+starts and stops nothing; its table per scenario follows the orders'
+output, and a failed check fails check.sh.
+
 With several instances of a service (deployment/up --instances N), the
 mistakes are set on each instance found at the service's port + 10, + 20, ...
 All mistakes are set back to 0 at the end, also when the script fails or
 is interrupted.
 
 Exit status: 0 if every scenario passed, 1 if one failed, 2 if a service
-is not reachable.
+is not reachable (or the reference scenarios could not be run).
 
 Environment (base URLs):
   ORDER_URL         default http://127.0.0.1:8281
@@ -77,6 +94,13 @@ Environment (base URLs):
   POST_ATTEMPTS     POST /neworder attempts with one key (default 5)
   ADMIN_TOKEN_FILE  the admin token POST /set needs (default: the one
                     deployment/up wrote, \$SAGAFLOW_VAR/admin-token)
+  CHECK_SCENARIOS   the scenario files run against the system (default:
+                    the four deployment/scenarios/reference-*.yaml; empty: none)
+  SAGAFLOW_BIN      the sagaflow binary that runs them (default build/bin/sagaflow)
+  SAGAFLOW_BROKERS  the system's broker (default 127.0.0.1:\$SAGAFLOW_KAFKA_PORT,
+                    port 9092 by default)
+  KAFKA_CONFIG_FILE librdkafka properties to read the topics with (default:
+                    \$SAGAFLOW_VAR/credentials/admin.properties, if it exists)
 USAGE
 }
 
@@ -308,6 +332,30 @@ scenario "1: no mistakes -> OK" 0 0 0 "$STATUS_OK"
 scenario "2: notification always fails -> OK, detail mentions notify" 0 0 100 "$STATUS_OK" 'notif'
 scenario "3: payment always fails -> NOT OK, reservation released" 0 100 0 "$STATUS_NOT_OK" "" stock
 scenario "4: warehouse always fails -> NOT OK" 100 0 0 "$STATUS_NOT_OK"
+
+# ------------------------------------------------- the reference scenarios
+if [[ -n $CHECK_SCENARIOS ]]; then
+  echo
+  echo "=== reference scenarios against this system (sagaflow scenario run --backend attached)"
+  if [[ ! -x $SAGAFLOW_BIN ]]; then
+    echo "check.sh: $SAGAFLOW_BIN not found: build it (make build) or set SAGAFLOW_BIN" >&2
+    exit 2
+  fi
+  [[ $ORDER_URL =~ :([0-9]+)/*$ ]] || { echo "check.sh: no port in ORDER_URL=$ORDER_URL" >&2; exit 2; }
+  runner_args=(--backend attached --brokers "$SAGAFLOW_BROKERS" --http-port-base "$((BASH_REMATCH[1] - 1))"
+    --admin-token-file "$ADMIN_TOKEN_FILE")
+  [[ -r $KAFKA_CONFIG_FILE ]] && runner_args+=(--kafka-config-file "$KAFKA_CONFIG_FILE")
+  # shellcheck disable=SC2086 # CHECK_SCENARIOS is a list of files
+  set +e
+  "$SAGAFLOW_BIN" scenario run "${runner_args[@]}" $CHECK_SCENARIOS
+  rc=$?
+  set -e
+  case $rc in
+    0) results+=("PASS  reference scenarios: $(wc -w <<<"$CHECK_SCENARIOS") file(s)") ;;
+    1) results+=("FAIL  reference scenarios: a check failed (see the tables above)"); failed=1 ;;
+    *) results+=("FAIL  reference scenarios: could not be run (exit $rc)"); failed=2 ;;
+  esac
+fi
 
 echo
 echo "=== summary"

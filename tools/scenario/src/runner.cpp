@@ -152,7 +152,7 @@ class ScenarioRun {
     const auto& p = backend_.Participant(service);
     const json body = {{"mistakes", p.mistakes}, {"delay_ms", {p.delay.min, p.delay.max}}};
     const int first = instance == 0 ? 1 : instance;
-    const int last = instance == 0 ? s_.system.InstancesOf(service) : instance;
+    const int last = instance == 0 ? backend_.Instances(service, s_.system.InstancesOf(service)) : instance;
     for (int i = first; i <= last; ++i) {
       int status = 0;
       auto answer = Http(service, "POST", "/set", body.dump(), &status, i);
@@ -175,7 +175,7 @@ class ScenarioRun {
     const std::string prefix = "scn-" + s_.name + "-" + std::to_string(core::NowMs()) + ".";
     if (auto st = backend_.StartSystem(s_, prefix); !st.ok()) throw StepFailed{"starting the system: " + st.error().message};
     topics_ = core::TopicNames(backend_.TopicPrefix());
-    config_ = kafka::KafkaConfig{backend_.Brokers(), {}};
+    config_ = kafka::KafkaConfig{backend_.Brokers(), backend_.KafkaProperties()};
     // The compose stack's services were started with their own settings: give them the scenario's.
     if (backend_.Name() != "local") {
       for (const auto& p : kParticipants) ApplySettings(p);
@@ -474,7 +474,7 @@ class ScenarioRun {
   std::map<core::ItemId, ItemStock> Stock() {
     int status = 0;
     json j;
-    for (int i = 1; i <= s_.system.InstancesOf("warehouse"); ++i) {
+    for (int i = 1; i <= backend_.Instances("warehouse", s_.system.InstancesOf("warehouse")); ++i) {
       j = Http("warehouse", "GET", "/stock", "", &status, i);
       if (status == 200 && j.contains("items")) break;
     }
@@ -559,6 +559,7 @@ class ScenarioRun {
     replay::ReplayOptions o;
     o.source.brokers = backend_.Brokers();
     o.source.topic_prefix = backend_.TopicPrefix();
+    o.source.kafka_properties = backend_.KafkaProperties();
     // A shared stack (compose) holds earlier sagas too: verify only this scenario's.
     if (backend_.Name() != "local") o.source.since_ms = start_ms_;
     o.verify = true;
@@ -684,8 +685,10 @@ int RunScenarios(const RunOptions& options, std::ostream& out, std::ostream& err
     backend = MakeLocalBackend(options.local);
   } else if (options.backend == "compose") {
     backend = MakeComposeBackend(options.compose);
+  } else if (options.backend == "attached") {
+    backend = MakeAttachedBackend(options.compose);
   } else {
-    err << "sagaflow scenario run: unknown backend '" << options.backend << "' (local or compose)\n";
+    err << "sagaflow scenario run: unknown backend '" << options.backend << "' (local, compose or attached)\n";
     return kExitBadInput;
   }
 
