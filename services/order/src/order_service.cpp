@@ -1,5 +1,6 @@
 #include "sagaflow/order/order_service.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -606,7 +607,9 @@ class OrderTask final : public runtime::ServiceTask {
       r->status = final_status->status;
       r->detail = final_status->detail;
       r->steps = final_status->steps;
-      r->finished_at_ms = core::NowMs();
+      // Another instance, on another machine's clock, may have accepted the order: a finish is
+      // never recorded before its acceptance.
+      r->finished_at_ms = std::max(core::NowMs(), r->accepted_at_ms);
       Put(tx, *r);
       metrics().Add("orders_finished_total", 1, "status=\"" + std::string(core::ToString(r->status)) + "\"");
       log().info("saga={} final status {}{}{}", message->saga_id, core::ToString(r->status),
