@@ -143,7 +143,16 @@ struct PayloadWriter {
   }
   flatbuffers::Offset<void> operator()(const StockLevel& m) {
     type = w::Payload::StockLevel;
-    return w::CreateStockLevel(b, m.item_id, m.available, m.reserved).Union();
+    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<w::AppliedRestock>>> restocks;
+    if (!m.restocks.empty()) {
+      std::vector<flatbuffers::Offset<w::AppliedRestock>> raw;
+      raw.reserve(m.restocks.size());
+      for (const auto& r : m.restocks) {
+        raw.push_back(w::CreateAppliedRestock(b, b.CreateString(r.key), r.request_hash, r.at_ms));
+      }
+      restocks = b.CreateVector(raw);
+    }
+    return w::CreateStockLevel(b, m.item_id, m.available, m.reserved, restocks).Union();
   }
   flatbuffers::Offset<void> operator()(const Reservation& m) {
     type = w::Payload::Reservation;
@@ -212,7 +221,9 @@ struct PayloadWriter {
   }
   flatbuffers::Offset<void> operator()(const Restock& m) {
     type = w::Payload::Restock;
-    return w::CreateRestock(b, m.item_id, m.quantity).Union();
+    auto key = m.idempotency_key.empty() ? flatbuffers::Offset<flatbuffers::String>()
+                                         : b.CreateString(m.idempotency_key);
+    return w::CreateRestock(b, m.item_id, m.quantity, key, m.request_hash).Union();
   }
   flatbuffers::Offset<void> operator()(const DeadLetter& m) {
     type = w::Payload::DeadLetter;
@@ -354,7 +365,11 @@ Payload ReadPayload(const w::Envelope* env) {
     }
     case w::Payload::StockLevel: {
       const auto* m = env->payload_as_StockLevel();
-      return StockLevel{m->item_id(), m->available(), m->reserved()};
+      StockLevel out{m->item_id(), m->available(), m->reserved()};
+      if (m->restocks() != nullptr) {
+        for (const auto* r : *m->restocks()) out.restocks.push_back({Str(r->key()), r->request_hash(), r->at_ms()});
+      }
+      return out;
     }
     case w::Payload::Reservation: {
       const auto* m = env->payload_as_Reservation();
@@ -438,7 +453,7 @@ Payload ReadPayload(const w::Envelope* env) {
     }
     case w::Payload::Restock: {
       const auto* m = env->payload_as_Restock();
-      return Restock{m->item_id(), m->quantity()};
+      return Restock{m->item_id(), m->quantity(), Str(m->idempotency_key()), m->request_hash()};
     }
     default:
       break;

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 #
-# Authentication of the Kafka broker, sourced by deployment/kafka/broker and
+# Authentication of the Kafka broker, sourced by deployment/kafka/broker,
+# deployment/kafka/cluster (every node gets the same settings) and
 # deployment/up after lib/common.sh.
 #
 # SAGAFLOW_KAFKA_SECURITY selects the mode:
@@ -51,12 +52,14 @@ ensure_credentials() {
   [[ $KAFKA_SECURITY == sasl ]] || return 0
   mkdir -p "$CREDENTIALS_DIR"
   chmod 700 "$CREDENTIALS_DIR"
-  local principal file password
+  local principal file password users
   while read -r principal; do
     file=$(credentials_file "$principal")
     [[ -s $file ]] && continue
-    # A new password: the broker must be given it even if it knows the user.
-    if [[ -f $KAFKA_USERS_FILE ]]; then sed -i "/^${principal}\$/d" "$KAFKA_USERS_FILE"; fi
+    # A new password: the broker and the cluster must be given it even if they know the user.
+    for users in "$KAFKA_HOME/scram-users" "$KAFKA_HOME/node-1/scram-users"; do
+      if [[ -f $users ]]; then sed -i "/^${principal}\$/d" "$users"; fi
+    done
     password=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
     (
       umask 077

@@ -85,6 +85,11 @@ int main(int argc, char** argv) {
         std::string(1, '\x00') + core::Encode(Envelope(42, core::StepCommand{core::Step::kReserveStock, 1, negative})));
   Write(corpus / "participant_record" / "seeds", "charge_other_saga",
         std::string(1, '\x01') + core::Encode(Envelope(43, core::StepCommand{core::Step::kCharge, 1, order})));
+  // A restock with an Idempotency-Key, and a stock level holding applied keys.
+  Write(corpus / "decode" / "seeds", "restock_keyed",
+        core::Encode(Envelope(0, core::Restock{10, 5, "restock-1", 0x0123456789abcdefULL})));
+  Write(corpus / "decode" / "seeds", "stock_level_keys",
+        core::Encode(Envelope(0, core::StockLevel{10, 100, 2, {{"restock-1", 0x0123456789abcdefULL, 1'700'000'000'000}}})));
   Write(corpus / "order_json" / "seeds", "reference_order", sagaflow::testing::ReferenceOrder().dump());
   std::printf("wrote the generated seeds under %s\n", corpus.c_str());
   return 0;

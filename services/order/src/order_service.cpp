@@ -196,8 +196,7 @@ class OrderService final : public runtime::Service {
     auto body = runtime::ParseJsonBody(req);
     NewOrder request;
     request.order = runtime::OrderFromJson(body);
-    request.idempotency_key = req.Header("Idempotency-Key");
-    if (request.idempotency_key.size() > 200) throw HttpError{400, "Idempotency-Key is longer than 200 characters"};
+    request.idempotency_key = runtime::IdempotencyKey(req);
     request.responder = responder;
     // If the order is not committed in time it is given up (a task skips it
     // if it has not taken it yet, an owner skips a forwarded request that

@@ -559,6 +559,14 @@ HttpResponse HttpResponse::Text(std::string body, std::string content_type) {
   return HttpResponse{200, std::move(body), std::move(content_type)};
 }
 
+std::string IdempotencyKey(const HttpRequest& request) {
+  std::string key = request.Header("Idempotency-Key");
+  if (key.size() > kMaxIdempotencyKey) {
+    throw HttpError{400, "Idempotency-Key is longer than " + std::to_string(kMaxIdempotencyKey) + " characters"};
+  }
+  return key;
+}
+
 nlohmann::json ParseJsonBody(const HttpRequest& request) {
   if (request.body.empty()) throw HttpError{400, "request body is empty; expected a JSON object"};
   nlohmann::json body;

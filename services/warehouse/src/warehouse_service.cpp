@@ -1,8 +1,12 @@
 #include "sagaflow/warehouse/warehouse_service.hpp"
 
+#include <condition_variable>
 #include <future>
+#include <map>
+#include <mutex>
 
 #include "sagaflow/runtime/global_view.hpp"
+#include "sagaflow/warehouse/restock_keys.hpp"
 
 namespace sagaflow::warehouse {
 namespace {
@@ -41,6 +45,8 @@ class WarehouseService final : public runtime::Participant {
         stock_{topics().warehouse_stock, "stock"},
         reservations_{topics().warehouse_reservations, "reservation"} {
     metrics().Describe("restocks_total", "Restock records applied by the item's owner");
+    metrics().Describe("restocks_duplicate_total",
+                       "Restock records skipped by the item's owner: their Idempotency-Key was applied already");
   }
 
   ~WarehouseService() override { Stop(); }
@@ -88,6 +94,9 @@ class WarehouseService final : public runtime::Participant {
     if (restock->quantity < 1 || restock->quantity > kMaxRestock) {
       return "restock quantity must be from 1 to 10^12, got " + std::to_string(restock->quantity);
     }
+    if (restock->idempotency_key.size() > runtime::kMaxIdempotencyKey) {
+      return "Idempotency-Key is longer than " + std::to_string(runtime::kMaxIdempotencyKey) + " characters";
+    }
     if (key != core::ItemKey(restock->item_id)) {
       return "record key '" + std::string(key) + "' is not the item id " + std::to_string(restock->item_id);
     }
@@ -111,7 +120,10 @@ class WarehouseService final : public runtime::Participant {
       view->reset();
     }
     stock_view_ = std::make_unique<runtime::GlobalView>(
-        runtime::GlobalViewOptions{.kafka = kafka_config(), .topic = stock_.topic, .table = "view-stock"},
+        runtime::GlobalViewOptions{.kafka = kafka_config(),
+                                   .topic = stock_.topic,
+                                   .table = "view-stock",
+                                   .on_applied = [this](const std::vector<kafka::Record>&) { StockViewMoved(); }},
         mutable_store());
     reservations_view_ = std::make_unique<runtime::GlobalView>(
         runtime::GlobalViewOptions{
@@ -171,6 +183,7 @@ class WarehouseService final : public runtime::Participant {
 
   HttpResponse PostStock(const HttpRequest& req) {
     if (auto denied = DenyUnlessAdmin(req)) return *denied;
+    const std::string key = runtime::IdempotencyKey(req);
     auto body = runtime::ParseJsonBody(req);
     json list = body.contains("items") ? body["items"] : json::array({body});
     if (!list.is_array() || list.empty()) throw HttpError{400, "\"items\" must be a non-empty array"};
@@ -187,6 +200,7 @@ class WarehouseService final : public runtime::Participant {
       }
       restocks.push_back({id, quantity});
     }
+    if (!key.empty()) return PostKeyedStock(key, MergeRestocks(restocks));
     json accepted = json::array();
     for (const auto& r : restocks) accepted.push_back({{"item_id", r.item_id}, {"quantity", r.quantity}});
     // A task of this instance records the restocks (one record per item,
@@ -195,12 +209,85 @@ class WarehouseService final : public runtime::Participant {
     if (future.wait_for(kRestockTimeout) != std::future_status::ready) {
       return HttpResponse::Error(503, "the restock was not recorded within 10 s (Kafka is unavailable or this "
                                       "instance owns no partition yet) and may still be applied later: check "
-                                      "GET /stock before sending it again");
+                                      "GET /stock before sending it again (a request with an Idempotency-Key may be retried safely)");
     }
     future.get();
     return HttpResponse::Json({{"accepted", accepted},
                                {"detail", "recorded; each item's owner applies it in moments (see GET /stock)"}},
                               202);
+  }
+
+  // POST /stock with an Idempotency-Key (see restock_keys.hpp): sends what
+  // the items do not hold yet, then waits (within kRestockTimeout) until the
+  // stock view shows the key on every item. 200 once applied (the same answer
+  // to every retry), 202 when recorded but not seen applied in time, 422 for
+  // a key used for a different restock, 503 when nothing could be recorded.
+  HttpResponse PostKeyedStock(const std::string& key, const std::vector<core::Restock>& merged) {
+    const auto deadline = std::chrono::steady_clock::now() + kRestockTimeout;
+    const uint64_t hash = RestockRequestHash(merged);
+    const std::string retry = "; retry with the same Idempotency-Key (it restocks each item once)";
+    if (auto s = stock_view_->CatchUp(kViewCatchUp); !s.ok()) {
+      return HttpResponse::Error(503, "the stock view could not catch up (" + s.error().message + ")" + retry);
+    }
+    auto plan = PlanKeyedRestock(merged, key, hash, AppliedUnder(key));
+    if (!plan.conflict.empty()) return HttpResponse::Error(422, plan.conflict);
+    if (!plan.to_send.empty()) {
+      auto future = restocks_.Push(std::move(plan.to_send));
+      if (future.wait_until(deadline) != std::future_status::ready) {
+        return HttpResponse::Error(503, "the restock was not recorded within 10 s (Kafka is unavailable or this "
+                                        "instance owns no partition yet) and may still be applied later" + retry);
+      }
+      future.get();
+    }
+    json items = json::array();
+    for (const auto& r : merged) items.push_back({{"item_id", r.item_id}, {"quantity", r.quantity}});
+    while (true) {
+      const uint64_t seen = StockViewGeneration();
+      plan = PlanKeyedRestock(merged, key, hash, AppliedUnder(key));
+      if (!plan.conflict.empty()) return HttpResponse::Error(422, plan.conflict);
+      if (plan.to_send.empty()) {
+        return HttpResponse::Json({{"applied", items}, {"idempotency_key", key}, {"detail", "restocked once under the key"}});
+      }
+      if (!WaitForStockView(seen, deadline)) {
+        return HttpResponse::Json({{"accepted", items},
+                                   {"idempotency_key", key},
+                                   {"detail", "recorded, not applied yet by every item's owner" + retry +
+                                                  " to learn when it is (200)"}},
+                                  202);
+      }
+    }
+  }
+
+  // Item -> request hash, for every item of the stock view that holds `key`.
+  std::map<core::ItemId, uint64_t> AppliedUnder(std::string_view key) const {
+    std::map<core::ItemId, uint64_t> out;
+    stock_view_->Scan("", [&](std::string_view, std::string_view value) {
+      auto level = runtime::DecodeStored<core::StockLevel>(std::string(value));
+      if (level) {
+        for (const auto& a : level->restocks) {
+          if (a.key == key) out[level->item_id] = a.request_hash;
+        }
+      }
+      return true;
+    });
+    return out;
+  }
+
+  void StockViewMoved() {
+    {
+      std::lock_guard lock(view_mu_);
+      ++view_generation_;
+    }
+    view_cv_.notify_all();
+  }
+  uint64_t StockViewGeneration() {
+    std::lock_guard lock(view_mu_);
+    return view_generation_;
+  }
+  // Waits until the stock view stored a batch after generation `seen`; false at the deadline.
+  bool WaitForStockView(uint64_t seen, std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(view_mu_);
+    return view_cv_.wait_until(lock, deadline, [&] { return view_generation_ != seen; });
   }
 
   const int64_t default_stock_;
@@ -209,6 +296,9 @@ class WarehouseService final : public runtime::Participant {
   RestockQueue restocks_;
   std::unique_ptr<runtime::GlobalView> stock_view_;
   std::unique_ptr<runtime::GlobalView> reservations_view_;
+  std::mutex view_mu_;
+  std::condition_variable view_cv_;
+  uint64_t view_generation_ = 0;
 };
 
 // Reserves and releases the stock of the items of its partition, one leg
@@ -224,7 +314,7 @@ class WarehouseTask final : public runtime::ParticipantTask {
     std::vector<kafka::Record> commands;
     for (const auto& record : records) {
       if (record.topic == topics().warehouse_restock) {
-        ApplyRestock(tx, record);
+        ApplyRestockRecord(tx, record);
       } else {
         commands.push_back(record);
       }
@@ -261,7 +351,7 @@ class WarehouseTask final : public runtime::ParticipantTask {
     ParticipantTask::OnIdle(tx);
     for (auto& item : service_.restocks().Drain()) {
       for (const auto& restock : item.request) {
-        core::Message m{NewMessageId("restock", 0), 0, "", core::NowMs(), 1, restock};
+        core::Message m{NewMessageId("restock", 0), 0, "", core::NowMs(), 1, restock};  // carries the key, if any
         Emit(tx, topics().warehouse_restock, core::ItemKey(restock.item_id), m);
       }
       in_flight_.push_back(std::move(item));
@@ -280,7 +370,7 @@ class WarehouseTask final : public runtime::ParticipantTask {
   }
 
  private:
-  void ApplyRestock(core::TxContext& tx, const kafka::Record& record) {
+  void ApplyRestockRecord(core::TxContext& tx, const kafka::Record& record) {
     auto message = DecodeOrDeadLetter(tx, record);
     if (!message) return;
     std::string bad = WarehouseService::InvalidRestock(record.key, *message);
@@ -294,10 +384,26 @@ class WarehouseTask final : public runtime::ParticipantTask {
     }
     const auto& restock = std::get<core::Restock>(message->payload);
     auto level = Stock(restock.item_id);
-    level.available += restock.quantity;
+    switch (ClassifyRestock(level, restock)) {
+      case KeyedRestock::kDuplicate:
+        metrics().Add("restocks_duplicate_total");
+        log().info("restock of item {} under Idempotency-Key '{}' was applied already: skipped", restock.item_id,
+                   restock.idempotency_key);
+        return;
+      case KeyedRestock::kConflict:
+        DeadLetter(tx, record,
+                   "Idempotency-Key '" + restock.idempotency_key + "' was applied to item " +
+                       std::to_string(restock.item_id) + " for a different restock request");
+        return;
+      case KeyedRestock::kApply:
+        break;
+    }
+    warehouse::ApplyRestock(level, restock, core::NowMs());
     PutStock(tx, level);
     metrics().Add("restocks_total");
-    log().info("restocked item {} by {}: {} available", restock.item_id, restock.quantity, level.available);
+    log().info("restocked item {} by {}{}: {} available", restock.item_id, restock.quantity,
+               restock.idempotency_key.empty() ? "" : " (Idempotency-Key '" + restock.idempotency_key + "')",
+               level.available);
   }
 
   core::StepReply Reserve(core::TxContext& tx, const core::StepCommand& command, bool fail_on_purpose) {

@@ -65,6 +65,7 @@ std::vector<Payload> AllPayloads() {
       SagaEvent{4'500, StepTimedOut{Step::kReserveStock, 3, StepOutcome::kNoted, {}}},
       SagaEvent{5'000, SagaEnded{OrderStatus::kCanceled, "compensated"}},
       StockLevel{15, 100, -3},
+      StockLevel{15, 100, 0, {AppliedRestock{"restock-1", 0xfedcba9876543210ULL, 1'700'000'000'000}, AppliedRestock{}}},
       Reservation{4242, ReservationState::kReleased, {Item{10, 2, 45}, Item{15, 1, 10}}, true, "released", 9'000,
                   true},
       Payment{4242, 2, 10000, PaymentType::kCard, true, "charged", 10'000},
@@ -103,6 +104,7 @@ std::vector<Payload> AllPayloads() {
                          LegRecord{Step::kReserveStock, 15, LegStatus::kAwaited},
                          LegRecord{Step::kReleaseStock, 0, LegStatus::kFailed}}},
       Restock{15, 1'000'000'000'000},
+      Restock{15, 7, "restock-1", 0xfedcba9876543210ULL},
   };
 }
 

@@ -162,10 +162,20 @@ struct SagaEvent {
 };
 
 // ---- participant changelog records (full latest state of their key) ----
+/// An Idempotency-Key of POST /stock applied to an item, with the hash of
+/// the request it came with.
+struct AppliedRestock {
+  std::string key;
+  uint64_t request_hash = 0;
+  TimeMs at_ms = 0;
+  bool operator==(const AppliedRestock&) const = default;
+};
 struct StockLevel {
   ItemId item_id = 0;
   int64_t available = 0;
   int64_t reserved = 0;
+  /// The Idempotency-Keys applied to the item, oldest first (bounded by the warehouse).
+  std::vector<AppliedRestock> restocks;
   bool operator==(const StockLevel&) const = default;
 };
 enum class ReservationState : int8_t { kUnknown = 0, kReserved = 1, kRejected = 2, kReleased = 3 };
@@ -186,9 +196,13 @@ struct Reservation {
 };
 /// A restock command (orders.warehouse.restock, key = item id): add
 /// `quantity` to the item's available stock. Executed by the item's owner.
+/// With a non-empty `idempotency_key` the owner applies it at most once per
+/// (item, key); `request_hash` identifies the whole request under that key.
 struct Restock {
   ItemId item_id = 0;
   int64_t quantity = 0;
+  std::string idempotency_key;
+  uint64_t request_hash = 0;
   bool operator==(const Restock&) const = default;
 };
 struct Payment {

@@ -82,6 +82,11 @@ struct HttpError {
 /// parser's position and reason otherwise.
 nlohmann::json ParseJsonBody(const HttpRequest& request);
 
+/// The request's Idempotency-Key header ("" when absent); throws HttpError(400)
+/// when it is longer than kMaxIdempotencyKey characters.
+constexpr size_t kMaxIdempotencyKey = 200;
+std::string IdempotencyKey(const HttpRequest& request);
+
 /// Parses a whole decimal integer in [min, max] (no sign other than a leading
 /// '-', no spaces, no trailing characters: "10abc" is refused); throws
 /// HttpError(400) naming `what` otherwise.

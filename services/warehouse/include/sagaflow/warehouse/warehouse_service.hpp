@@ -13,7 +13,11 @@
 /// An item never seen before starts with `default_stock` available. For every
 /// item, available + reserved = default_stock + restocked, always.
 ///
-/// REST: GET /stock (every item), POST /stock (restock: 202 once recorded),
+/// StockLevel also holds the Idempotency-Keys of POST /stock applied to the
+/// item (bounded; see restock_keys.hpp).
+///
+/// REST: GET /stock (every item), POST /stock (restock: 202 once recorded;
+/// with an Idempotency-Key, applied once per key: 200 once applied),
 /// GET /reservations/{order_id} (per item), plus the participant routes (/set).
 
 #include <memory>
