@@ -379,13 +379,17 @@ int main(int argc, char** argv) {
   scenario::RunOptions scenario_o;
   int scenario_http_base = 0;
   int scenario_controller_port = 0;
+  std::string scenario_kafka_config_file;
+  std::vector<std::string> scenario_kafka_properties;
   auto* scenario_cmd = app.add_subcommand("scenario", "Failure scenarios: start a system, inject faults, check what survived");
   scenario_cmd->require_subcommand(1);
   auto* scenario_run = scenario_cmd->add_subcommand(
       "run", "Run scenario files (deployment/scenarios/*.yaml); exit 0 all checks passed, 1 a check failed, 2 bad input");
   scenario_run->add_option("files", scenario_o.files, "Scenario files")->required()->check(CLI::ExistingFile);
-  scenario_run->add_option("--backend", scenario_o.backend, "local (processes) or compose (deployment/docker/compose)")
-      ->check(CLI::IsMember({"local", "compose"}))
+  scenario_run->add_option("--backend", scenario_o.backend,
+                           "local (processes of its own), compose (deployment/docker/compose) or attached (the system "
+                           "that runs at --brokers and --http-port-base, e.g. make up; no process control)")
+      ->check(CLI::IsMember({"local", "compose", "attached"}))
       ->capture_default_str();
   scenario_run->add_flag("--json", scenario_o.json, "Print the results as JSON on stdout (progress goes to stderr)");
   scenario_run->add_flag("--keep", scenario_o.keep, "Keep every scenario's data and logs (kept anyway when it fails)");
@@ -401,7 +405,12 @@ int main(int argc, char** argv) {
                            "The services' ports are BASE+1 (order) .. BASE+5 (notification); default 18480 local, 8280 compose")
       ->check(CLI::Range(1, 65530));
   scenario_run->add_option("--compose-script", scenario_o.compose.script, "compose: the script (default <repo>/deployment/docker/compose)");
-  scenario_run->add_option("--brokers", scenario_o.compose.brokers, "compose: the stack's broker")->capture_default_str();
+  scenario_run->add_option("--brokers", scenario_o.compose.brokers, "compose, attached: the system's broker(s)")
+      ->capture_default_str();
+  scenario_run->add_option("--topic-prefix", scenario_o.compose.topic_prefix, "compose, attached: the system's topic prefix");
+  scenario_run->add_option("--kafka-config-file", scenario_kafka_config_file,
+                           std::string("compose, attached: ") + kKafkaConfigFileHelp);
+  scenario_run->add_option("--kafka-property", scenario_kafka_properties, kKafkaPropertyHelp);
   scenario_run->add_option("--admin-token-file", scenario_o.compose.admin_token_file,
                            "compose: the services' admin token (default $SAGAFLOW_VAR/admin-token or <repo>/var/admin-token)");
 
@@ -438,6 +447,10 @@ int main(int argc, char** argv) {
     }
     if (scenario_o.compose.admin_token_file.empty()) {
       scenario_o.compose.admin_token_file = (var_root / "admin-token").string();
+    }
+    if (!LoadKafkaSettings("scenario run", scenario_kafka_config_file, scenario_kafka_properties,
+                           scenario_o.compose.kafka_properties)) {
+      return scenario::kExitBadInput;
     }
     return scenario::RunScenarios(scenario_o, std::cout, std::cerr);
   }

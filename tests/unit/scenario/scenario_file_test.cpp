@@ -170,6 +170,79 @@ TEST(ScenarioFile, RefusesBadValuesWithTheirLine) {
             0u);
 }
 
+TEST(ScenarioFile, ParsesBrokerNodesAndServiceInstances) {
+  const char* text = R"(name: cluster
+description: three brokers, two instances
+system:
+  brokers: 3
+  instances: {payment: 2, order: 2}
+steps:
+  - kill: broker@2
+  - pause: broker@3
+  - resume: broker@3
+  - restart: broker@2
+  - kill: broker
+  - kill: payment@2
+  - kill: payment
+  - wipe: payment@2
+  - wait: {until: healthy, service: payment@2}
+  - wait: {until: healthy, service: broker@1}
+checks: [all_terminal]
+)";
+  auto parsed = ParseScenario(text, "cluster.yaml");
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  const auto& s = parsed.value();
+  EXPECT_EQ(s.system.brokers, 3);
+  EXPECT_EQ(s.system.InstancesOf("payment"), 2);
+  EXPECT_EQ(s.system.InstancesOf("warehouse"), 1);
+  ASSERT_EQ(s.steps.size(), 10u);
+  const std::vector<std::pair<std::string, int>> expected = {
+      {"broker", 2}, {"broker", 3}, {"broker", 3}, {"broker", 2}, {"broker", 0},
+      {"payment", 2}, {"payment", 1}, {"payment", 2}, {"payment", 2}, {"broker", 1}};
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(s.steps[i].target, expected[i].first) << "step " << i;
+    EXPECT_EQ(s.steps[i].instance, expected[i].second) << "step " << i;
+  }
+  EXPECT_EQ(TargetName("payment", 1), "payment");
+  EXPECT_EQ(TargetName("payment", 2), "payment@2");
+  EXPECT_EQ(TargetName("broker", 0), "broker");
+  EXPECT_EQ(TargetName("broker", 2), "broker@2");
+}
+
+TEST(ScenarioFile, RefusesAnInstanceOrNodeTheSystemDoesNotHave) {
+  const std::string tail = "checks: [all_terminal]\n";
+  const std::string one = "name: x\ndescription: y\nsteps:\n";
+  EXPECT_EQ(ErrorOf(one + "  - kill: payment@2\n" + tail)
+                .rfind("f.yaml:4: kill: 'payment@2': the system has 1 instance(s) of payment (system.instances)", 0),
+            0u);
+  EXPECT_EQ(ErrorOf(one + "  - kill: broker@2\n" + tail)
+                .rfind("f.yaml:4: kill: 'broker@2': the system has 1 broker(s) (system.brokers)", 0),
+            0u);
+  const std::string three = "name: x\ndescription: y\nsystem:\n  brokers: 3\n  instances: {payment: 2}\nsteps:\n";
+  EXPECT_EQ(ErrorOf(three + "  - restart: broker@4\n" + tail)
+                .rfind("f.yaml:7: restart: 'broker@4': the system has 3 broker(s)", 0),
+            0u);
+  EXPECT_EQ(ErrorOf(three + "  - pause: payment@3\n" + tail)
+                .rfind("f.yaml:7: pause: 'payment@3': the system has 2 instance(s) of payment", 0),
+            0u);
+  EXPECT_EQ(ErrorOf(three + "  - kill: warehouse@2\n" + tail)
+                .rfind("f.yaml:7: kill: 'warehouse@2': the system has 1 instance(s) of warehouse", 0),
+            0u);
+  EXPECT_EQ(ErrorOf(three + "  - kill: payment@0\n" + tail).rfind("f.yaml:7: kill: 'payment@0': the system has 2", 0),
+            0u);
+  EXPECT_EQ(ErrorOf(three + "  - kill: payment@x\n" + tail)
+                .rfind("f.yaml:7: kill: 'payment@x' must be payment@N with N a number from 1 to 2", 0),
+            0u);
+  EXPECT_EQ(ErrorOf(three + "  - kill: paymnt@2\n" + tail).rfind("f.yaml:7: kill: unknown service 'paymnt'", 0), 0u);
+  EXPECT_EQ(ErrorOf(three + "  - wipe: broker@1\n" + tail).rfind("f.yaml:7: wipe: unknown service 'broker'", 0), 0u);
+  EXPECT_EQ(ErrorOf(three + "  - wait: {until: healthy, service: payment@5}\n" + tail)
+                .rfind("f.yaml:7: wait.service: 'payment@5': the system has 2 instance(s)", 0),
+            0u);
+  EXPECT_EQ(ErrorOf("name: x\ndescription: y\nsystem:\n  brokers: 2\nsteps: []\n" + tail)
+                .rfind("f.yaml:4: system.brokers must be 1 or 3", 0),
+            0u);
+}
+
 TEST(ScenarioFile, RefusesMissingPartsAndUnknownOrRepeatedChecks) {
   EXPECT_EQ(ErrorOf(""), "f.yaml:1: the file is empty: a scenario needs name, description, steps and checks");
   EXPECT_EQ(ErrorOf("name: x\nsteps: []\nchecks: [all_terminal]\n").rfind("f.yaml:1: scenario needs the key 'description'", 0),

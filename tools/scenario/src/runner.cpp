@@ -122,8 +122,8 @@ class ScenarioRun {
 
   // ---- HTTP ----
   json Http(const std::string& service, const std::string& method, const std::string& path,
-            const std::string& body = "", int* status = nullptr) {
-    runtime::HttpClient client("127.0.0.1", backend_.Port(service));
+            const std::string& body = "", int* status = nullptr, int instance = 1) {
+    runtime::HttpClient client("127.0.0.1", backend_.Port(service, instance));
     std::map<std::string, std::string> headers;
     if (method == "POST" && !backend_.AdminToken().empty()) headers["Authorization"] = "Bearer " + backend_.AdminToken();
     auto res = client.Request(method, path, body, headers, 10s);
@@ -146,15 +146,21 @@ class ScenarioRun {
     return n;
   }
 
-  void ApplySettings(const std::string& service) {
+  /// POST /set on `instance` of a participant, or on every instance (0): the
+  /// mistakes and delay are a setting of each instance.
+  void ApplySettings(const std::string& service, int instance = 0) {
     const auto& p = backend_.Participant(service);
-    int status = 0;
     const json body = {{"mistakes", p.mistakes}, {"delay_ms", {p.delay.min, p.delay.max}}};
-    auto answer = Http(service, "POST", "/set", body.dump(), &status);
-    if (status != 200) {
-      throw StepFailed{"POST /set on " + service + " answered " + std::to_string(status) + ": " +
-                       (answer.is_null() ? std::string("no answer") : answer.dump()) +
-                       (backend_.AdminToken().empty() ? " (no admin token: see --admin-token-file)" : "")};
+    const int first = instance == 0 ? 1 : instance;
+    const int last = instance == 0 ? backend_.Instances(service, s_.system.InstancesOf(service)) : instance;
+    for (int i = first; i <= last; ++i) {
+      int status = 0;
+      auto answer = Http(service, "POST", "/set", body.dump(), &status, i);
+      if (status != 200) {
+        throw StepFailed{"POST /set on " + TargetName(service, i) + " answered " + std::to_string(status) + ": " +
+                         (answer.is_null() ? std::string("no answer") : answer.dump()) +
+                         (backend_.AdminToken().empty() ? " (no admin token: see --admin-token-file)" : "")};
+      }
     }
   }
 
@@ -166,17 +172,10 @@ class ScenarioRun {
       if (s_.system.delays.contains(p)) settings.delay = s_.system.delays.at(p);
       backend_.SetParticipant(p, settings);
     }
-    if (s_.system.brokers != 1) {
-      throw StepFailed{"system.brokers: " + std::to_string(s_.system.brokers) +
-                       " brokers are not supported by the runner yet (only 1)"};
-    }
-    for (const auto& [service, n] : s_.system.instances) {
-      if (n != 1) throw StepFailed{"system.instances." + service + ": only 1 instance per service is supported yet"};
-    }
     const std::string prefix = "scn-" + s_.name + "-" + std::to_string(core::NowMs()) + ".";
     if (auto st = backend_.StartSystem(s_, prefix); !st.ok()) throw StepFailed{"starting the system: " + st.error().message};
     topics_ = core::TopicNames(backend_.TopicPrefix());
-    config_ = kafka::KafkaConfig{backend_.Brokers(), {}};
+    config_ = kafka::KafkaConfig{backend_.Brokers(), backend_.KafkaProperties()};
     // The compose stack's services were started with their own settings: give them the scenario's.
     if (backend_.Name() != "local") {
       for (const auto& p : kParticipants) ApplySettings(p);
@@ -197,6 +196,7 @@ class ScenarioRun {
   void RunStep(const Step& step) {
     if (step.at) SleepUntil(steps_started_ + *step.at);
     const std::string where = "line " + std::to_string(step.line) + ": ";
+    const std::string name = TargetName(step.target, step.instance);
     switch (step.kind) {
       case StepKind::kLoad: StartLoad(step); break;
       case StepKind::kSet: {
@@ -212,41 +212,42 @@ class ScenarioRun {
       }
       case StepKind::kKill: {
         const auto in_flight = InFlight();
-        Do(where, "kill -9 " + step.target + " (" + Sent() + ", " + InFlightText(in_flight) + ")",
-           [&] { return backend_.Kill(step.target); });
-        ++result_.faults["kill " + step.target];
+        Do(where, "kill -9 " + name + " (" + Sent() + ", " + InFlightText(in_flight) + ")",
+           [&] { return backend_.Kill(step.target, step.instance); });
+        ++result_.faults["kill " + name];
         break;
       }
       case StepKind::kPause:
-        Do(where, "pause " + step.target + " (SIGSTOP; " + Sent() + ")", [&] { return backend_.Pause(step.target); });
-        ++result_.faults["pause " + step.target];
+        Do(where, "pause " + name + " (SIGSTOP; " + Sent() + ")",
+           [&] { return backend_.Pause(step.target, step.instance); });
+        ++result_.faults["pause " + name];
         break;
       case StepKind::kResume:
-        Do(where, "resume " + step.target + " (SIGCONT)", [&] { return backend_.Resume(step.target); });
+        Do(where, "resume " + name + " (SIGCONT)", [&] { return backend_.Resume(step.target, step.instance); });
         break;
       case StepKind::kRestart: {
         const auto t0 = Clock::now();
-        Do(where, "restart " + step.target, [&] { return backend_.Restart(step.target, 180s); });
-        Say(step.target + " healthy " + Fixed(std::chrono::duration<double>(Clock::now() - t0).count()) +
+        Do(where, "restart " + name, [&] { return backend_.Restart(step.target, step.instance, 180s); });
+        Say(name + " healthy " + Fixed(std::chrono::duration<double>(Clock::now() - t0).count()) +
             " s after the restart");
         if (std::find(kParticipants.begin(), kParticipants.end(), step.target) != kParticipants.end() &&
             backend_.Name() != "local") {
-          ApplySettings(step.target);  // a container restart forgets POST /set
+          ApplySettings(step.target, step.instance);  // a container restart forgets POST /set
         }
-        ++result_.faults["restart " + step.target];
+        ++result_.faults["restart " + name];
         break;
       }
       case StepKind::kWipe: {
         const auto t0 = Clock::now();
-        Do(where, "wipe " + step.target + ": kill -9, delete its data, start it (" + Sent() + ")",
-           [&] { return backend_.Wipe(step.target, 300s); });
-        Say(step.target + " rebuilt and healthy after " +
-            Fixed(std::chrono::duration<double>(Clock::now() - t0).count()) + " s");
+        Do(where, "wipe " + name + ": kill -9, delete its data, start it (" + Sent() + ")",
+           [&] { return backend_.Wipe(step.target, step.instance, 300s); });
+        Say(name + " rebuilt and healthy after " + Fixed(std::chrono::duration<double>(Clock::now() - t0).count()) +
+            " s");
         if (std::find(kParticipants.begin(), kParticipants.end(), step.target) != kParticipants.end() &&
             backend_.Name() != "local") {
-          ApplySettings(step.target);
+          ApplySettings(step.target, step.instance);
         }
-        ++result_.faults["wipe " + step.target];
+        ++result_.faults["wipe " + name];
         break;
       }
       case StepKind::kInject: Inject(step); break;
@@ -419,14 +420,16 @@ class ScenarioRun {
         Say("every order terminal after " + waited());
         return;
       }
-      case WaitCondition::kHealthy:
-        Say("wait until " + step.target + " is healthy (at most " + FormatDuration(step.duration) + ")");
-        while (!backend_.Healthy(step.target)) {
-          if (Clock::now() > deadline) throw StepFailed{where + step.target + " not healthy within " + FormatDuration(step.duration)};
+      case WaitCondition::kHealthy: {
+        const std::string name = TargetName(step.target, step.instance);
+        Say("wait until " + name + " is healthy (at most " + FormatDuration(step.duration) + ")");
+        while (!backend_.Healthy(step.target, step.instance)) {
+          if (Clock::now() > deadline) throw StepFailed{where + name + " not healthy within " + FormatDuration(step.duration)};
           SleepUntil(Clock::now() + 200ms);
         }
-        Say(step.target + " healthy after " + waited());
+        Say(name + " healthy after " + waited());
         return;
+      }
     }
   }
 
@@ -467,9 +470,14 @@ class ScenarioRun {
     return open;
   }
 
+  /// GET /stock on the first warehouse instance that answers (any instance reads every item).
   std::map<core::ItemId, ItemStock> Stock() {
     int status = 0;
-    auto j = Http("warehouse", "GET", "/stock", "", &status);
+    json j;
+    for (int i = 1; i <= backend_.Instances("warehouse", s_.system.InstancesOf("warehouse")); ++i) {
+      j = Http("warehouse", "GET", "/stock", "", &status, i);
+      if (status == 200 && j.contains("items")) break;
+    }
     if (status != 200 || !j.contains("items")) throw StepFailed{"GET /stock on the warehouse answered " + std::to_string(status)};
     std::map<core::ItemId, ItemStock> out;
     for (const auto& item : j["items"]) {
@@ -551,6 +559,7 @@ class ScenarioRun {
     replay::ReplayOptions o;
     o.source.brokers = backend_.Brokers();
     o.source.topic_prefix = backend_.TopicPrefix();
+    o.source.kafka_properties = backend_.KafkaProperties();
     // A shared stack (compose) holds earlier sagas too: verify only this scenario's.
     if (backend_.Name() != "local") o.source.since_ms = start_ms_;
     o.verify = true;
@@ -676,8 +685,10 @@ int RunScenarios(const RunOptions& options, std::ostream& out, std::ostream& err
     backend = MakeLocalBackend(options.local);
   } else if (options.backend == "compose") {
     backend = MakeComposeBackend(options.compose);
+  } else if (options.backend == "attached") {
+    backend = MakeAttachedBackend(options.compose);
   } else {
-    err << "sagaflow scenario run: unknown backend '" << options.backend << "' (local or compose)\n";
+    err << "sagaflow scenario run: unknown backend '" << options.backend << "' (local, compose or attached)\n";
     return kExitBadInput;
   }
 

@@ -73,6 +73,10 @@ std::optional<std::chrono::milliseconds> ParseDurationText(const std::string& te
   return std::chrono::milliseconds(static_cast<int64_t>(std::llround(ms)));
 }
 
+std::string TargetName(const std::string& target, int instance) {
+  return instance == 0 || (instance == 1 && target != kBroker) ? target : target + "@" + std::to_string(instance);
+}
+
 std::string FormatDuration(std::chrono::milliseconds d) {
   const auto ms = d.count();
   char buf[64];
@@ -187,6 +191,38 @@ class Parser {
                           (broker_allowed ? ", broker)" : ")"));
   }
 
+  /// A step's target: SERVICE or SERVICE@N (an instance the system has; a bare
+  /// name is instance 1), broker or broker@N (a node the system has; a bare
+  /// "broker" is the whole broker, instance 0).
+  void InstanceTarget(const YAML::Node& node, const std::string& what, bool broker_allowed, const SystemSpec& system,
+                      Step& step) const {
+    const auto text = String(node, what);
+    const auto at = text.find('@');
+    const std::string name = text.substr(0, at);
+    const bool service = std::find(kServices.begin(), kServices.end(), name) != kServices.end();
+    if (!service && !(broker_allowed && name == kBroker)) {
+      throw Error(node, what + ": unknown service '" + name +
+                            "' (known: order, orchestrator, warehouse, payment, notification" +
+                            (broker_allowed ? ", broker; SERVICE@N or broker@N for one instance or node)" : ")"));
+    }
+    step.target = name;
+    step.instance = service ? 1 : 0;
+    if (at == std::string::npos) return;
+    const std::string number = text.substr(at + 1);
+    const int have = service ? system.InstancesOf(name) : system.brokers;
+    if (number.empty() || number.size() > 3 || !std::all_of(number.begin(), number.end(), [](char c) {
+          return c >= '0' && c <= '9';
+        })) {
+      throw Error(node, what + ": '" + text + "' must be " + name + "@N with N a number from 1 to " + std::to_string(have));
+    }
+    step.instance = std::stoi(number);
+    if (step.instance < 1 || step.instance > have) {
+      throw Error(node, what + ": '" + text + "': the system has " +
+                            (service ? std::to_string(have) + " instance(s) of " + name + " (system.instances)"
+                                     : std::to_string(have) + " broker(s) (system.brokers)"));
+    }
+  }
+
   std::string Participant(const YAML::Node& node, const std::string& what) const {
     const auto name = String(node, what);
     if (std::find(kParticipants.begin(), kParticipants.end(), name) == kParticipants.end()) {
@@ -212,7 +248,10 @@ class Parser {
     Keys(node, "system",
          {"brokers", "instances", "partitions", "mistakes", "delays", "default_stock", "step_timeout",
           "max_step_timeout", "max_attempts"});
-    if (node["brokers"]) s.brokers = static_cast<int>(Int(node["brokers"], "system.brokers", 1, 9));
+    if (node["brokers"]) {
+      s.brokers = static_cast<int>(Int(node["brokers"], "system.brokers", 1, 3));
+      if (s.brokers == 2) throw Error(node["brokers"], "system.brokers must be 1 or 3 (a three-node cluster), not 2");
+    }
     if (node["partitions"]) s.partitions = static_cast<int>(Int(node["partitions"], "system.partitions", 1, 64));
     if (node["instances"]) {
       if (!node["instances"].IsMap()) throw Error(node["instances"], "system.instances must map services to counts");
@@ -278,17 +317,16 @@ class Parser {
       case StepKind::kPause:
       case StepKind::kResume:
       case StepKind::kRestart:
-        step.target = Target(body, *action, true);
+        InstanceTarget(body, *action, true, system, step);
         break;
       case StepKind::kWipe:
-        step.target = Target(body, *action, false);
+        InstanceTarget(body, *action, false, system, step);
         break;
       case StepKind::kLoad: ParseLoad(body, step); break;
       case StepKind::kSet: ParseSet(body, step); break;
       case StepKind::kInject: ParseInject(body, step); break;
-      case StepKind::kWait: ParseWait(body, step); break;
+      case StepKind::kWait: ParseWait(body, system, step); break;
     }
-    (void)system;
     return step;
   }
 
@@ -340,7 +378,7 @@ class Parser {
     if (node["count"]) step.count = static_cast<int>(Int(node["count"], "inject.count", 1, 1000));
   }
 
-  void ParseWait(const YAML::Node& node, Step& step) const {
+  void ParseWait(const YAML::Node& node, const SystemSpec& system, Step& step) const {
     static const std::map<std::string, WaitCondition> kConditions = {{"load_done", WaitCondition::kLoadDone},
                                                                      {"all_terminal", WaitCondition::kAllTerminal},
                                                                      {"healthy", WaitCondition::kHealthy}};
@@ -357,7 +395,7 @@ class Parser {
     step.condition = kConditions.at(until);
     step.duration = node["timeout"] ? Duration(node["timeout"], "wait.timeout") : std::chrono::milliseconds(120'000);
     if (step.condition == WaitCondition::kHealthy) {
-      step.target = Target(Required(node, "service", "wait until healthy"), "wait.service", true);
+      InstanceTarget(Required(node, "service", "wait until healthy"), "wait.service", true, system, step);
     } else if (node["service"]) {
       throw Error(node["service"], "wait.service goes only with until: healthy");
     }

@@ -10,6 +10,9 @@
 ///    deployment/docker/compose (up, down, kill, pause, unpause, restart, wipe,
 ///    status), with host networking: the broker on 127.0.0.1:9092 and the
 ///    services on 8281..8285.
+///  - AttachedBackend: a system that already runs (deployment/up, make up):
+///    nothing is started or stopped; a scenario with a step that needs process
+///    control (kill, pause, resume, restart, wipe) is refused.
 ///
 /// Lifecycle: Prepare once per run, then per scenario StartSystem, faults,
 /// StopSystem; Shutdown at the end. Thread safety: one thread (the runner's
@@ -44,21 +47,28 @@ class Backend {
   /// The topic prefix the services really use.
   virtual std::string TopicPrefix() const = 0;
   virtual std::string Brokers() const = 0;
-  /// The HTTP port of a service.
-  virtual int Port(const std::string& service) const = 0;
+  /// Extra librdkafka properties the runner's own clients need (credentials).
+  virtual std::map<std::string, std::string> KafkaProperties() const { return {}; }
+  /// How many instances of `service` run, given the scenario's `declared`
+  /// count (an attached system has what it was started with).
+  virtual int Instances(const std::string& /*service*/, int declared) const { return declared; }
+  /// The HTTP port of an instance (1..N) of a service.
+  virtual int Port(const std::string& service, int instance = 1) const = 0;
   /// The admin token for POST /set ("" if unknown).
   virtual std::string AdminToken() const = 0;
 
-  /// `target` is a service or "broker". Kill leaves it down; Restart starts it
-  /// (stopping it first if it runs) and waits until it is healthy; Wipe kills a
-  /// service, deletes its data and starts it again.
-  virtual core::Status Kill(const std::string& target) = 0;
-  virtual core::Status Pause(const std::string& target) = 0;
-  virtual core::Status Resume(const std::string& target) = 0;
-  virtual core::Status Restart(const std::string& target, std::chrono::milliseconds timeout) = 0;
-  virtual core::Status Wipe(const std::string& target, std::chrono::milliseconds timeout) = 0;
-  /// Whether it answers (GET / 200 for a service, a metadata request for the broker).
-  virtual bool Healthy(const std::string& target) = 0;
+  /// `target` is a service or "broker"; `instance` one instance of a service
+  /// (1..N) or one node of the broker (1..3; 0: the whole broker, every node).
+  /// Kill leaves it down; Restart starts it (stopping it first if it runs)
+  /// and waits until it is healthy; Wipe kills a service instance, deletes
+  /// its data and starts it again.
+  virtual core::Status Kill(const std::string& target, int instance) = 0;
+  virtual core::Status Pause(const std::string& target, int instance) = 0;
+  virtual core::Status Resume(const std::string& target, int instance) = 0;
+  virtual core::Status Restart(const std::string& target, int instance, std::chrono::milliseconds timeout) = 0;
+  virtual core::Status Wipe(const std::string& target, int instance, std::chrono::milliseconds timeout) = 0;
+  /// Whether it answers (GET / 200 for a service, a metadata request for the broker or node).
+  virtual bool Healthy(const std::string& target, int instance) = 0;
 
   /// Notes processes that exited although no step stopped them; returns what
   /// it found so far (each is a failure of the scenario).
@@ -94,8 +104,13 @@ struct LocalOptions {
 };
 
 struct ComposeOptions {
-  /// deployment/docker/compose.
+  /// deployment/docker/compose; unused when `attached`.
   std::string script;
+  /// Attach to a running system instead: start, stop and faults are not ours.
+  bool attached = false;
+  /// Extra librdkafka properties (--kafka-config-file: the credentials of a
+  /// system deployment/up started with SASL).
+  std::map<std::string, std::string> kafka_properties;
   std::string brokers = "127.0.0.1:9092";
   int http_port_base = 8280;
   std::string topic_prefix;
@@ -104,6 +119,9 @@ struct ComposeOptions {
 
 std::unique_ptr<Backend> MakeLocalBackend(const LocalOptions& options);
 std::unique_ptr<Backend> MakeComposeBackend(const ComposeOptions& options);
+/// The running system at `options` (brokers, http_port_base, topic_prefix,
+/// admin_token_file, kafka_properties); `script` is not used.
+std::unique_ptr<Backend> MakeAttachedBackend(ComposeOptions options);
 
 /// Index of a service in kServices (order 1 .. notification 5), for ports.
 int ServiceNumber(const std::string& service);

@@ -34,11 +34,16 @@ struct DelayMs {
 
 /// What to start before the first step.
 struct SystemSpec {
-  /// Kafka brokers. Only 1 is supported by the runner today; the key is there
-  /// for multi-broker clusters.
+  /// Kafka brokers: 1, or 3 for a three-node KRaft cluster (replication
+  /// factor 3, min.insync.replicas 2; deployment/kafka/cluster).
   int brokers = 1;
-  /// Instances per service (default 1 each); only 1 is supported by the runner today.
+  /// Instances per service (default 1 each).
   std::map<std::string, int> instances;
+  /// The instances of `service` (1 unless `instances` says otherwise).
+  int InstancesOf(const std::string& service) const {
+    const auto it = instances.find(service);
+    return it == instances.end() ? 1 : it->second;
+  }
   /// Partitions of every saga topic.
   int partitions = 3;
   /// Percentage of requests each participant fails at start.
@@ -98,6 +103,11 @@ struct Step {
   std::optional<std::chrono::milliseconds> at;
   /// kKill, kPause, kResume, kRestart, kWipe, kSet, kWait(kHealthy): a service or "broker".
   std::string target;
+  /// Which one of `target`, written `target@N`: a service's instance (1..N;
+  /// a bare service name is instance 1), a broker node (1..brokers; a bare
+  /// "broker" is 0: the whole broker, every node of a cluster). kSet applies
+  /// to every instance and leaves this 0.
+  int instance = 0;
   LoadSpec load;
   /// kSet.
   std::optional<int> mistakes;
@@ -139,6 +149,9 @@ struct Scenario {
 /// Parses a scenario. `file` only names the text in error messages. Errors
 /// (kInvalidArgument) read "FILE:LINE: what is wrong".
 core::Result<Scenario> ParseScenario(const std::string& text, const std::string& file);
+
+/// "payment", "payment@2", "broker@3": how a step names what it acts on.
+std::string TargetName(const std::string& target, int instance);
 
 /// Reads and parses a scenario file.
 core::Result<Scenario> LoadScenarioFile(const std::string& path);
