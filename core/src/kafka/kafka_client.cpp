@@ -300,15 +300,70 @@ std::vector<TopicPartition> FromNative(const std::vector<RdKafka::TopicPartition
   return out;
 }
 
+// Every partition starts at the group's committed offset (the start of the partition when there
+// is none, as auto.offset.reset says). The offsets are looked up here rather than left to
+// librdkafka: when its own lookup after assign() is answered NOT_COORDINATOR for the whole request
+// (the coordinator moved: a broker restarted, or was paused past its session with the controller),
+// librdkafka 2.0.2 never retries it and never fetches the partition, so the partition's input
+// stalls for good while the service looks healthy. committed() fails instead, and is retried until
+// the coordinator answers (transactional offsets still pending are waited for: read_committed).
+constexpr auto kCommittedLookupDeadline = std::chrono::seconds(60);
+
+bool LookUpCommitted(RdKafka::KafkaConsumer* consumer, std::vector<RdKafka::TopicPartition*>& partitions,
+                     std::string& why) {
+  auto code = consumer->committed(partitions, 5000);
+  if (code != RdKafka::ERR_NO_ERROR) {
+    why = RdKafka::err2str(code);
+    return false;
+  }
+  for (auto* p : partitions) {
+    if (p->err() != RdKafka::ERR_NO_ERROR) {
+      why = p->topic() + "[" + std::to_string(p->partition()) + "]: " + RdKafka::err2str(p->err());
+      return false;
+    }
+  }
+  return true;
+}
+
+// Returns false (the partitions assigned without offsets) when the lookup failed until its deadline.
+bool AssignAtCommitted(RdKafka::KafkaConsumer* consumer, std::vector<RdKafka::TopicPartition*>& partitions,
+                       std::string& why) {
+  const auto deadline = std::chrono::steady_clock::now() + kCommittedLookupDeadline;
+  auto backoff = std::chrono::milliseconds(100);
+  for (int attempt = 1;; ++attempt) {
+    if (LookUpCommitted(consumer, partitions, why)) {
+      for (auto* p : partitions) {
+        if (p->offset() < 0) p->set_offset(RdKafka::Topic::OFFSET_BEGINNING);
+      }
+      if (attempt > 1) Log()->info("committed offsets found on attempt {}", attempt);
+      consumer->assign(partitions);
+      return true;
+    }
+    if (std::chrono::steady_clock::now() + backoff >= deadline) break;
+    Log()->warn("looking up the committed offsets of {} partition(s) failed ({}); retrying", partitions.size(),
+                why);
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+  }
+  for (auto* p : partitions) p->set_offset(RdKafka::Topic::OFFSET_INVALID);
+  consumer->assign(partitions);
+  return false;
+}
+
 class Rebalancer : public RdKafka::RebalanceCb {
  public:
-  explicit Rebalancer(RebalanceListener listener) : listener_(std::move(listener)) {}
+  // fail: called when the assigned partitions' committed offsets cannot be found; the consumer is
+  // then of no use (see AssignAtCommitted) and must be given up.
+  Rebalancer(RebalanceListener listener, std::function<void(std::string)> fail)
+      : listener_(std::move(listener)), fail_(std::move(fail)) {}
   void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
                     std::vector<RdKafka::TopicPartition*>& partitions) override {
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
-      // Offsets stay INVALID: each partition starts at the group's committed offset.
       Log()->info("assigned {} partition(s)", partitions.size());
-      consumer->assign(partitions);
+      if (std::string why; !AssignAtCommitted(consumer, partitions, why)) {
+        fail_("no committed offsets for the " + std::to_string(partitions.size()) + " assigned partition(s) after " +
+              std::to_string(kCommittedLookupDeadline.count()) + " s: " + why);
+      }
       if (listener_.on_assigned) listener_.on_assigned(FromNative(partitions));
     } else {
       const bool lost = consumer->assignment_lost();
@@ -320,11 +375,17 @@ class Rebalancer : public RdKafka::RebalanceCb {
 
  private:
   RebalanceListener listener_;
+  std::function<void(std::string)> fail_;
 };
 
 class ConsumerImpl final : public GroupConsumer {
  public:
-  explicit ConsumerImpl(RebalanceListener listener) : rebalancer_(std::move(listener)) {}
+  explicit ConsumerImpl(RebalanceListener listener)
+      : rebalancer_(std::move(listener), [this](std::string why) {
+          Log()->error("{}", why);
+          std::lock_guard lock(fatal_mu_);
+          if (fatal_.empty()) fatal_ = std::move(why);
+        }) {}
   ~ConsumerImpl() override { Close(); }
 
   Status Init(const KafkaConfig& config, const std::string& group_id, const std::vector<std::string>& topics) {
