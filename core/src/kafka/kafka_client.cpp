@@ -301,41 +301,68 @@ std::vector<TopicPartition> FromNative(const std::vector<RdKafka::TopicPartition
 }
 
 // Every partition starts at the group's committed offset (the start of the partition when there
-// is none, as auto.offset.reset says). The offsets are looked up here rather than left to
-// librdkafka: when its own lookup after assign() is answered NOT_COORDINATOR for the whole request
-// (the coordinator moved: a broker restarted, or was paused past its session with the controller),
-// librdkafka 2.0.2 never retries it and never fetches the partition, so the partition's input
-// stalls for good while the service looks healthy. committed() fails instead, and is retried until
-// the coordinator answers (transactional offsets still pending are waited for: read_committed).
+// is none, as auto.offset.reset says). librdkafka looks the offsets up itself after assign(), but
+// when that lookup is answered NOT_COORDINATOR for the whole request (the coordinator moved: a
+// broker restarted, or was frozen past its session with the controller), 2.0.2 never asks again
+// and never fetches the partition: its input stalls for good while the service looks healthy
+// (librdkafka issue 5586). So the offsets are looked up here first, and a lookup that meets a
+// moving coordinator is retried until it answers.
+//
+// A lookup can also wait on a transaction the partition's previous owner left open (kill -9):
+// read_committed offsets are not given out until it ends, and it ends when this instance's task
+// fences the old producer, which happens only after this callback. Such a lookup is not waited
+// for: after a short timeout the partitions are assigned without offsets and librdkafka's own
+// lookup, which waits for the transaction, takes over.
 constexpr auto kCommittedLookupDeadline = std::chrono::seconds(60);
+constexpr int kCommittedLookupTimeoutMs = 1500;
 
-bool LookUpCommitted(RdKafka::KafkaConsumer* consumer, std::vector<RdKafka::TopicPartition*>& partitions,
-                     std::string& why) {
-  auto code = consumer->committed(partitions, 5000);
-  if (code != RdKafka::ERR_NO_ERROR) {
-    why = RdKafka::err2str(code);
-    return false;
-  }
-  for (auto* p : partitions) {
-    if (p->err() != RdKafka::ERR_NO_ERROR) {
-      why = p->topic() + "[" + std::to_string(p->partition()) + "]: " + RdKafka::err2str(p->err());
-      return false;
-    }
-  }
-  return true;
+enum class Lookup { kFound, kCoordinatorMoving, kNotNow };
+
+bool CoordinatorMoving(RdKafka::ErrorCode code) {
+  return code == RdKafka::ERR_NOT_COORDINATOR || code == RdKafka::ERR_COORDINATOR_NOT_AVAILABLE ||
+         code == RdKafka::ERR_COORDINATOR_LOAD_IN_PROGRESS || code == RdKafka::ERR__WAIT_COORD ||
+         code == RdKafka::ERR__TRANSPORT;
 }
 
-// Returns false (the partitions assigned without offsets) when the lookup failed until its deadline.
+Lookup LookUpCommitted(RdKafka::KafkaConsumer* consumer, std::vector<RdKafka::TopicPartition*>& partitions,
+                       std::string& why) {
+  auto code = consumer->committed(partitions, kCommittedLookupTimeoutMs);
+  if (code == RdKafka::ERR_NO_ERROR) {
+    for (auto* p : partitions) {
+      if (p->err() != RdKafka::ERR_NO_ERROR) {
+        code = p->err();
+        why = p->topic() + "[" + std::to_string(p->partition()) + "]: " + RdKafka::err2str(code);
+        break;
+      }
+    }
+    if (code == RdKafka::ERR_NO_ERROR) return Lookup::kFound;
+  } else {
+    why = RdKafka::err2str(code);
+  }
+  return CoordinatorMoving(code) ? Lookup::kCoordinatorMoving : Lookup::kNotNow;
+}
+
+// Returns false (the partitions assigned without offsets) when the coordinator kept moving until
+// the deadline.
 bool AssignAtCommitted(RdKafka::KafkaConsumer* consumer, std::vector<RdKafka::TopicPartition*>& partitions,
                        std::string& why) {
   const auto deadline = std::chrono::steady_clock::now() + kCommittedLookupDeadline;
   auto backoff = std::chrono::milliseconds(100);
   for (int attempt = 1;; ++attempt) {
-    if (LookUpCommitted(consumer, partitions, why)) {
+    const auto found = LookUpCommitted(consumer, partitions, why);
+    if (found == Lookup::kFound) {
       for (auto* p : partitions) {
         if (p->offset() < 0) p->set_offset(RdKafka::Topic::OFFSET_BEGINNING);
       }
       if (attempt > 1) Log()->info("committed offsets found on attempt {}", attempt);
+      consumer->assign(partitions);
+      return true;
+    }
+    if (found == Lookup::kNotNow) {
+      Log()->info("committed offsets not given yet ({}): the consumer looks them up once the previous "
+                  "owner's transactions are ended",
+                  why);
+      for (auto* p : partitions) p->set_offset(RdKafka::Topic::OFFSET_INVALID);
       consumer->assign(partitions);
       return true;
     }
