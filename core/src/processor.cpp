@@ -9,6 +9,8 @@ namespace sagaflow::core {
 namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto kInitTimeout = std::chrono::seconds(60);
+// A producer fenced twice within this long shares its transactional id with another process.
+constexpr auto kRefenceWindow = std::chrono::seconds(60);
 
 std::shared_ptr<spdlog::logger> Log() {
   static auto logger = Logger("processor");
@@ -162,6 +164,10 @@ Status Processor::RunIteration() {
   } else {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  // Grouped by partition (offset order within each is kept): a handler of
+  // several partition tasks hands each task one run of its records.
+  std::stable_sort(records.begin(), records.end(),
+                   [](const kafka::Record& a, const kafka::Record& b) { return a.partition < b.partition; });
   const auto started = Clock::now();
   Context ctx(*this);
   for (const auto& r : records) consumed_[{r.topic, r.partition}] = r.offset + 1;
@@ -224,12 +230,24 @@ Status Processor::Run() {
       backoff = std::chrono::milliseconds(100);
       continue;
     }
-    if (s.error().code == Errc::kFenced) {
-      Log()->error("{}: {}", options_.service, s.error().message);
-      result = s;
-      break;
+    auto error = s.error();
+    if (error.code == Errc::kFenced) {
+      const auto now = Clock::now();
+      const bool reopen = options_.reopen_when_fenced &&
+                          (last_reopened_ == Clock::time_point{} || now - last_reopened_ > kRefenceWindow);
+      if (!reopen) {
+        Log()->error("{}: {}{}", options_.service, error.message,
+                     options_.reopen_when_fenced ? "; fenced twice within a minute: another process uses the "
+                                                   "transactional id " + options_.transactional_id +
+                                                       " (give every instance its own --instance-id)"
+                                                 : "");
+        result = s;
+        break;
+      }
+      last_reopened_ = now;
+      error.code = Errc::kInternal;  // Recover opens a new producer
     }
-    auto r = Recover(s.error());
+    auto r = Recover(error);
     if (!r.ok()) {
       Log()->error("{}: cannot recover: {}", options_.service, r.error().message);
       result = r;

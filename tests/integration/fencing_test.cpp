@@ -1,7 +1,8 @@
 // Partition-owned tasks across instances: a second instance of a service takes
-// over some partitions (each task's new owner fences the old one and restores
-// the task's state first), and a zombie writing with a task's transactional id
-// is fenced rather than allowed to write twice.
+// over some partitions (the new owner restores each task's state first), with
+// the instance's shared producer (fenced by the group generation) and with a
+// producer per task (each task's new owner fences the old one); a zombie
+// writing with a transactional id is fenced rather than allowed to write twice.
 
 #include <gtest/gtest.h>
 
@@ -25,12 +26,17 @@ class Fencing : public SystemTest {
     o.partitions = system_->options().partitions;
     o.data_dir = (dir.path() / service).string();
     o.instance_id = "1";
+    o.producer_per_task = system_->options().producer_per_task;
     return o;
   }
 };
 
-TEST_F(Fencing, SecondInstancesShareThePartitionsAndEverySagaEndsOnceWithOneCharge) {
-  ASSERT_NO_FATAL_FAILURE(Boot());
+class FencingModes : public Fencing, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(FencingModes, SecondInstancesShareThePartitionsAndEverySagaEndsOnceWithOneCharge) {
+  TestSystemOptions options;
+  options.producer_per_task = GetParam();
+  ASSERT_NO_FATAL_FAILURE(Boot(options));
   auto& sys = *system_;
   std::vector<core::OrderId> ids;
   for (int i = 0; i < 6; ++i) ids.push_back(sys.PlaceOrder());
@@ -63,8 +69,13 @@ TEST_F(Fencing, SecondInstancesShareThePartitionsAndEverySagaEndsOnceWithOneChar
   EXPECT_EQ(finals.size(), ids.size());
 }
 
+INSTANTIATE_TEST_SUITE_P(Producers, FencingModes, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "PerTask" : "PerInstance"; });
+
 TEST_F(Fencing, AZombieWithATasksTransactionalIdIsFencedAndTheServiceStops) {
-  ASSERT_NO_FATAL_FAILURE(Boot());
+  TestSystemOptions options;
+  options.producer_per_task = true;
+  ASSERT_NO_FATAL_FAILURE(Boot(options));
   auto& sys = *system_;
   ASSERT_EQ(sys.WaitForFinal(sys.PlaceOrder(), 30s).value("status", 0), 3);
 
@@ -85,6 +96,37 @@ TEST_F(Fencing, AZombieWithATasksTransactionalIdIsFencedAndTheServiceStops) {
       },
       60s))
       << "the fenced orchestrator kept running";
+}
+
+// The instance's shared producer fenced once, as when the broker aborts a
+// transaction left open past transaction.timeout.ms: a new producer takes over
+// and sagas go on. Fenced again within a minute: another process has the
+// instance's transactional id, and the service stops rather than fight it.
+TEST_F(Fencing, AnInstancesProducerFencedOnceGoesOnAndFencedTwiceStopsTheService) {
+  ASSERT_NO_FATAL_FAILURE(Boot());
+  auto& sys = *system_;
+  ASSERT_EQ(sys.WaitForFinal(sys.PlaceOrder(), 30s).value("status", 0), 3);
+  const std::string id = sys.prefix() + "sagaflow-orchestrator-0-all";
+
+  {
+    auto usurper = kafka::TransactionalProducer::Open(sys.kafka(), id, 30s);
+    ASSERT_TRUE(usurper.ok()) << usurper.error().message;
+  }
+  const auto after_first = sys.PlaceOrder();
+  EXPECT_EQ(sys.WaitForFinal(after_first, 60s).value("status", 0), 3)
+      << "a saga after the first fencing did not end OK";
+  ASSERT_EQ(sys.Get("orchestrator", "/").status, 200);
+
+  auto usurper = kafka::TransactionalProducer::Open(sys.kafka(), id, 30s);
+  ASSERT_TRUE(usurper.ok()) << usurper.error().message;
+  sys.PlaceOrder();
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        auto health = sys.Get("orchestrator", "/");
+        return health.status == 503 && health.json.value("status", "") == "stopped";
+      },
+      60s))
+      << "the orchestrator fenced twice within a minute kept running";
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "support/fake_kafka.hpp"
 
+#include <algorithm>
 #include <thread>
 
 namespace sagaflow::testing {
@@ -86,7 +87,7 @@ class FakeConsumer final : public kafka::GroupConsumer {
 
 class FakeProducer final : public kafka::TransactionalProducer {
  public:
-  FakeProducer(FakeKafka& k, std::string id) : k_(k), id_(std::move(id)) {}
+  FakeProducer(FakeKafka& k, std::string id, size_t serial) : k_(k), id_(std::move(id)), serial_(serial) {}
 
   core::Status Begin() override {
     in_txn_ = true;
@@ -105,7 +106,10 @@ class FakeProducer final : public kafka::TransactionalProducer {
   }
   core::Result<std::vector<kafka::Delivered>> Commit() override {
     std::lock_guard lock(k_.mu_);
-    if (k_.fenced_.contains(id_)) return core::Error{core::Errc::kFenced, id_ + " is fenced"};
+    const auto up_to = k_.fenced_up_to_.find(id_);
+    if (k_.fenced_.contains(id_) || (up_to != k_.fenced_up_to_.end() && serial_ < up_to->second)) {
+      return core::Error{core::Errc::kFenced, id_ + " is fenced"};
+    }
     if (k_.fail_commits_ > 0) {
       --k_.fail_commits_;
       return core::Error{core::Errc::kAbortRequired, "commit failed on purpose"};
@@ -133,6 +137,7 @@ class FakeProducer final : public kafka::TransactionalProducer {
   }
   FakeKafka& k_;
   std::string id_;
+  size_t serial_;  // how many producers of this id were opened before this one
   bool in_txn_ = false;
   std::vector<std::pair<std::string, std::string>> outputs_;
   kafka::OffsetMap offsets_;
@@ -178,6 +183,11 @@ void FakeKafka::Fence(const std::string& transactional_id) {
   fenced_.insert(transactional_id);
 }
 
+void FakeKafka::FenceOpened(const std::string& transactional_id) {
+  std::lock_guard lock(mu_);
+  fenced_up_to_[transactional_id] = static_cast<size_t>(std::count(opened_.begin(), opened_.end(), transactional_id));
+}
+
 void FakeKafka::FailConsumer(const std::string& reason) {
   std::lock_guard lock(mu_);
   consumer_failure_ = reason;
@@ -204,8 +214,9 @@ core::ProducerFactory FakeKafka::Producers() {
   return [this](const kafka::KafkaConfig&, const std::string& id,
                 std::chrono::milliseconds) -> core::Result<std::unique_ptr<kafka::TransactionalProducer>> {
     std::lock_guard lock(mu_);
+    const auto serial = static_cast<size_t>(std::count(opened_.begin(), opened_.end(), id));
     opened_.push_back(id);
-    return std::unique_ptr<kafka::TransactionalProducer>(std::make_unique<FakeProducer>(*this, id));
+    return std::unique_ptr<kafka::TransactionalProducer>(std::make_unique<FakeProducer>(*this, id, serial));
   };
 }
 

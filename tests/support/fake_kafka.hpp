@@ -33,6 +33,9 @@ class FakeKafka {
   void FailNextCommits(int n);
   /// Producers with this transactional id are fenced from now on.
   void Fence(const std::string& transactional_id);
+  /// The producers with this transactional id opened so far are fenced (as
+  /// when the broker aborts their transaction); ones opened later are not.
+  void FenceOpened(const std::string& transactional_id);
   /// The consumer fails for good (as librdkafka's fatal errors do) at its next poll.
   void FailConsumer(const std::string& reason);
   /// Whether topic/partition is paused by the consumer.
@@ -58,6 +61,7 @@ class FakeKafka {
   std::set<kafka::TopicPartition> paused_;
   int fail_commits_ = 0;
   std::set<std::string> fenced_;
+  std::map<std::string, size_t> fenced_up_to_;  // id -> producers of that id opened before FenceOpened
   std::string consumer_failure_;
   std::vector<std::string> opened_;
 };

@@ -122,6 +122,7 @@ std::unique_ptr<runtime::Service> TestSystem::Make(const std::string& instance) 
   o.instance_id = at == std::string::npos ? "0" : instance.substr(at + 1);
   o.partitions = options_.partitions;
   o.admin_token_file = admin_token_file_;
+  o.producer_per_task = options_.producer_per_task;
   if (service == "order") return order::MakeOrder(o, options_.order);
   if (service == "orchestrator") return orchestrator::MakeOrchestrator(o, {options_.timings});
   if (service == "warehouse") return warehouse::MakeWarehouse(o, {options_.warehouse, options_.default_stock});
@@ -419,6 +420,8 @@ std::map<std::string, std::vector<TopicRecord>> TestSystem::ReadTopicByKey(const
 
 void SystemTest::Boot(TestSystemOptions options) {
   options.name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  // A parameterized test's name ends in "/<param>": not for paths and topic names.
+  std::replace(options.name.begin(), options.name.end(), '/', '-');
   system_ = std::make_unique<TestSystem>(std::move(options));
   auto s = system_->Start();
   ASSERT_TRUE(s.ok()) << s.error().message;

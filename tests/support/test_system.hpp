@@ -50,6 +50,8 @@ struct TestSystemOptions {
   int64_t default_stock = 1'000'000;
   core::OrderSagaTimings timings;
   order::OrderOptions order;
+  /// Services run a transactional producer per partition task (--producer-per-task).
+  bool producer_per_task = false;
   /// spdlog level while the system runs; "" reads $SAGAFLOW_TEST_LOG_LEVEL, default "warn".
   std::string log_level;
 };

@@ -7,6 +7,7 @@
 #include <set>
 #include <thread>
 
+#include "partitioned_handler.hpp"
 #include "sagaflow/core/log.hpp"
 
 namespace sagaflow::core {
@@ -14,6 +15,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto kInitTimeout = std::chrono::seconds(60);
 constexpr auto kPollInterval = std::chrono::milliseconds(20);
+constexpr auto kSharedTransactionTimeout = std::chrono::milliseconds(10'000);
 
 std::shared_ptr<spdlog::logger> Log() {
   static auto logger = Logger("engine");
@@ -90,6 +92,10 @@ class Task final : public RecordSource {
 
   const int32_t id_;
   std::vector<kafka::TopicPartition> partitions;
+  // Partition tasks this task runs: 1, or all of the instance's with a shared producer.
+  size_t units = 1;
+  // For logs: "p2", "all", or the partitions sharing the task's producer ("p0+p1+p2").
+  std::string name;
   std::unique_ptr<TaskHandler> handler;
   std::unique_ptr<Processor> processor;
   std::thread thread;
@@ -116,53 +122,100 @@ class Task final : public RecordSource {
 struct TaskEngine::Impl {
   Impl(TaskEngineOptions o, Factory f, Metrics& m) : options(std::move(o)), factory(std::move(f)), metrics(m) {}
 
-  int32_t TaskOf(int32_t partition) const { return options.single_task ? kAllPartitions : partition; }
+  int32_t TaskOf(int32_t partition) const {
+    return options.single_task || options.shared_producer ? kAllPartitions : partition;
+  }
 
   // Rebalance: called inside consumer->Poll on the consumer thread.
   void OnAssigned(const std::vector<kafka::TopicPartition>& partitions) {
-    // Nothing is fetched for a partition until its task has restored its state.
-    consumer->Pause(partitions);
     std::map<int32_t, std::vector<kafka::TopicPartition>> by_task;
     for (const auto& tp : partitions) by_task[TaskOf(tp.partition)].push_back(tp);
     for (auto& [id, parts] : by_task) {
-      auto& task = tasks[id];
-      if (task) {
-        // Single task: more partitions for the running task would need a
-        // restore first; eager rebalancing revoked everything before, so this
-        // is a new task anyway. Stop the old one to be safe.
-        StopTask(*task);
-        task.reset();
+      if (auto it = tasks.find(id); it != tasks.end()) {
+        // More partitions for a running task of several (single task, shared
+        // producer) need their state restored first: the task starts over
+        // with all of them. (Eager rebalancing revokes everything first, so
+        // this does not happen with the engine's own consumer.)
+        StopTask(*it->second);
+        parts.insert(parts.end(), it->second->partitions.begin(), it->second->partitions.end());
+        tasks.erase(it);
       }
-      task = std::make_unique<Task>(id, *consumer);
-      task->partitions = parts;
-      StartTask(*task);
+      Replace(id, std::move(parts));
     }
-    metrics.Set("tasks_assigned", static_cast<double>(tasks.size()));
+    metrics.Set("tasks_assigned", static_cast<double>(Units(false)));
+  }
+
+  // Starts task `id` for `parts`, paused until it has restored its state.
+  void Replace(int32_t id, std::vector<kafka::TopicPartition> parts) {
+    consumer->Pause(parts);
+    auto task = std::make_unique<Task>(id, *consumer);
+    task->partitions = std::move(parts);
+    StartTask(*task);
+    tasks[id] = std::move(task);
+  }
+
+  // Partition tasks (or the single task) assigned; with `active`, only those restored and processing.
+  size_t Units(bool active) const {
+    size_t n = 0;
+    for (const auto& [id, task] : tasks) {
+      if (!active || (task->ready.load() && !task->done.load())) n += task->units;
+    }
+    return n;
   }
 
   void OnRevoked(const std::vector<kafka::TopicPartition>& partitions, bool lost) {
     std::set<int32_t> ids;
     for (const auto& tp : partitions) ids.insert(TaskOf(tp.partition));
+    const std::set<kafka::TopicPartition> gone(partitions.begin(), partitions.end());
     for (auto id : ids) {
       auto it = tasks.find(id);
       if (it == tasks.end()) continue;
-      Log()->info("{}: task {} {}: stopping it", options.service, TaskName(id),
+      Log()->info("{}: task {} {}: stopping it", options.service, it->second->name,
                   lost ? "lost its partitions" : "revoked");
       StopTask(*it->second);
+      // A task of several partitions that keeps some starts over with those.
+      std::vector<kafka::TopicPartition> kept;
+      for (const auto& tp : it->second->partitions) {
+        if (!gone.contains(tp)) kept.push_back(tp);
+      }
       tasks.erase(it);
+      if (!kept.empty()) Replace(id, std::move(kept));
     }
-    metrics.Set("tasks_assigned", static_cast<double>(tasks.size()));
+    metrics.Set("tasks_assigned", static_cast<double>(Units(false)));
   }
 
   void StartTask(Task& task) {
+    task.name = TaskName(task.id_);
+    if (options.shared_producer && !options.single_task) {
+      // One handler per partition behind one processor and producer.
+      std::set<int32_t> ids;
+      for (const auto& tp : task.partitions) ids.insert(tp.partition);
+      task.name.clear();
+      for (auto id : ids) task.name += (task.name.empty() ? "" : "+") + TaskName(id);
+      auto handler = std::make_unique<PartitionedHandler>(std::vector<int32_t>(ids.begin(), ids.end()), factory);
+      task.units = handler->size();
+      task.handler = std::move(handler);
+    } else {
+      task.handler = factory(task.id_);
+    }
     ProcessorOptions po;
     po.kafka = options.kafka;
     po.producer_factory = options.producer_factory;
     po.transactional_id = options.transactional_id_prefix + "-" + TaskName(task.id_);
     po.max_batch = options.max_batch;
     po.commit_interval = options.commit_interval;
-    po.service = options.service + " task " + TaskName(task.id_);
-    task.handler = factory(task.id_);
+    po.service = options.service + " task " + task.name;
+    // The transactional id names the instance, not a task another instance may take over.
+    po.reopen_when_fenced = options.single_task || options.shared_producer;
+    if (po.reopen_when_fenced && !po.kafka.overrides.contains("transaction.timeout.ms")) {
+      // A transaction the instance left open when it died holds its partitions (their committed
+      // offsets and read_committed changelogs) for this long, unless the instance comes back: it is
+      // how long failover waits (Kafka Streams uses the same). A broker outage longer than this
+      // fences the producer, which is then reopened (reopen_when_fenced).
+      po.kafka.overrides["transaction.timeout.ms"] = std::to_string(kSharedTransactionTimeout.count());
+      po.kafka.overrides.try_emplace("message.timeout.ms",
+                                     std::to_string((kSharedTransactionTimeout - std::chrono::seconds(1)).count()));
+    }
     task.processor = std::make_unique<Processor>(po, *task.handler, metrics, task);
     task.thread = std::thread([this, &task] { RunTask(task); });
   }
@@ -171,7 +224,7 @@ struct TaskEngine::Impl {
     const auto started = Clock::now();
     auto s = Prepare(task);
     if (s.ok() && !task.processor->stopping()) {
-      Log()->info("{}: task {} restored in {} ms; processing", options.service, TaskName(task.id_),
+      Log()->info("{}: task {} restored in {} ms; processing", options.service, task.name,
                   std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count());
       metrics.Observe("task_restore_seconds", std::chrono::duration<double>(Clock::now() - started).count());
       task.ready.store(true);
@@ -188,7 +241,7 @@ struct TaskEngine::Impl {
       auto s = task.processor->Connect(kInitTimeout);
       if (s.ok()) s = task.handler->Restore();
       if (s.ok() || !s.error().retryable) return s;
-      Log()->warn("{}: task {}: {}; retrying in {} ms", options.service, TaskName(task.id_), s.error().message,
+      Log()->warn("{}: task {}: {}; retrying in {} ms", options.service, task.name, s.error().message,
                   backoff.count());
       const auto until = Clock::now() + backoff;
       while (!task.processor->stopping() && Clock::now() < until) {
@@ -280,7 +333,10 @@ Status TaskEngine::Run() {
   if (!consumer.ok()) return consumer.error();
   d.consumer = std::move(consumer.value());
   Log()->info("{}: consuming {} topic(s) as group {}, {}", d.options.service, d.options.input_topics.size(),
-              d.options.group_id, d.options.single_task ? "one task for all partitions" : "one task per partition");
+              d.options.group_id,
+               d.options.single_task       ? "one task for all partitions"
+               : d.options.shared_producer ? "one task per partition, all in one transaction per cycle"
+                                           : "one task per partition, each with its own transactions");
   d.running.store(true);
   Status result;
   while (!d.stop.load()) {
@@ -289,10 +345,8 @@ Status TaskEngine::Run() {
       result = s;
       break;
     }
-    size_t active = 0;
-    for (const auto& [id, task] : d.tasks) active += task->ready.load() && !task->done.load();
-    d.active.store(active);
-    d.assigned.store(d.tasks.size());
+    d.active.store(d.Units(true));
+    d.assigned.store(d.Units(false));
     auto records = d.consumer->Poll(d.options.max_batch, kPollInterval);
     if (auto fatal = d.consumer->FatalError(); !fatal.empty()) {
       // It will never fetch again: stop, so the process exits and is seen to.

@@ -114,7 +114,9 @@ Status FromTxnError(RdKafka::Error* e, const char* what) {
   if (code == RdKafka::ERR__FENCED || code == RdKafka::ERR_PRODUCER_FENCED ||
       code == RdKafka::ERR_INVALID_PRODUCER_EPOCH) {
     out.code = Errc::kFenced;
-    out.message += " (another instance with the same transactional id is running)";
+    out.message +=
+        " (fenced: a newer producer with the same transactional id started, or the broker aborted this "
+        "producer's transaction after transaction.timeout.ms)";
   } else if (e->is_fatal()) {
     out.code = Errc::kInternal;
   } else if (e->txn_requires_abort()) {
@@ -181,6 +183,8 @@ class ProducerImpl final : public TransactionalProducer {
 
   Status Init(const KafkaConfig& config, const std::string& transactional_id, std::chrono::milliseconds timeout) {
     auto conf = MakeConf(config, {{"transactional.id", transactional_id},
+                                  // The task engine shortens it for producers named after an instance
+                                  // (TaskEngineOptions::shared_producer).
                                   {"transaction.timeout.ms", "60000"},
                                   {"message.timeout.ms", "55000"},
                                   // While the previous commit's markers are written the coordinator answers

@@ -65,12 +65,14 @@ core::Status Service::Start() {
   eo.group_id = core::GroupIdOf(options_.topic_prefix, name_);
   eo.input_topics = InputTopics();
   eo.single_task = SingleTask();
+  eo.shared_producer = !options_.producer_per_task;
   eo.commit_interval = std::chrono::milliseconds(options_.commit_interval_ms);
-  // A partition's task keeps its transactional id whichever instance runs it,
-  // so the new owner fences the old one. A single task owns all partitions:
-  // its id is the instance's.
-  eo.transactional_id_prefix = core::GroupIdOf(options_.topic_prefix, name_) +
-                               (eo.single_task ? "-" + options_.instance_id : std::string());
+  // A partition's own producer keeps its transactional id whichever instance
+  // runs the task, so the new owner fences the old one. A producer for all the
+  // instance's partitions has the instance's id (the group generation fences).
+  eo.transactional_id_prefix =
+      core::GroupIdOf(options_.topic_prefix, name_) +
+      (eo.single_task || eo.shared_producer ? "-" + options_.instance_id : std::string());
   engine_ = std::make_unique<core::TaskEngine>(eo, [this](int32_t task) { return CreateTask(task); }, metrics_);
 
   if (auto s = BeforeServing(); !s.ok()) return s;

@@ -57,7 +57,7 @@ class TxContext {
 class ProcessorHandler {
  public:
   virtual ~ProcessorHandler() = default;
-  /// New input records, in offset order per partition.
+  /// New input records, grouped by partition, in offset order within each.
   virtual void OnRecords(std::span<const kafka::Record> records, TxContext& tx) = 0;
   /// Called once per iteration after OnRecords (also when nothing arrived).
   virtual void OnIdle(TxContext& tx) = 0;
@@ -104,6 +104,13 @@ struct ProcessorOptions {
   std::chrono::milliseconds commit_interval{0};
   /// Name for logs and metrics ("warehouse", "warehouse task 2").
   std::string service;
+  /// The transactional id names this process (not a task that moves between
+  /// instances): when the producer is fenced, its transaction was aborted by
+  /// the broker (open longer than transaction.timeout.ms, e.g. across a broker
+  /// outage), so a new producer takes over and the batch is processed again.
+  /// Fenced again within a minute means another process uses the same id: Run
+  /// returns the error. False: fenced means the task moved, Run returns at once.
+  bool reopen_when_fenced = false;
 };
 
 /// See the file comment.
@@ -145,6 +152,7 @@ class Processor {
   std::map<kafka::TopicPartition, int64_t> sent_;
   size_t deferred_count_ = 0;
   std::chrono::steady_clock::time_point last_commit_{};
+  std::chrono::steady_clock::time_point last_reopened_{};
 };
 
 }  // namespace sagaflow::core

@@ -20,6 +20,23 @@
 /// (commit it, or abort it when the partitions were lost) and are dropped
 /// before the consumer gives the partitions up.
 ///
+/// With `shared_producer` (what services run by default) the tasks of one
+/// instance keep their own handlers and state but share one processor, thread
+/// and transactional producer, with the instance's transactional id
+/// "<prefix>-all" (the prefix names the instance): one transaction per cycle
+/// covers every task's outputs, changelog records and input offsets, so the
+/// broker's per-transaction cost (AddPartitionsToTxn, AddOffsetsToTxn,
+/// TxnOffsetCommit, EndTxn, markers, transaction state) is paid once per
+/// instance, not once per task, and the tasks' records for one output
+/// partition share Produce requests. Fencing moves from the transactional id
+/// to the group generation (KIP-447): the offsets of every transaction are
+/// sent with the consumer's group metadata, so a zombie that lost its
+/// partitions in a rebalance has its transaction refused by the group
+/// coordinator, and the new owner reads committed offsets and changelogs only
+/// once any transaction the previous owner left open is over (committed, or
+/// aborted by the broker after transaction.timeout.ms when the previous owner
+/// died, or at once when it restarts with its transactional id).
+///
 /// A service whose state is not partitioned like its input runs a single task
 /// for all its partitions (`single_task`), with the transactional id
 /// "<prefix>-all".
@@ -62,13 +79,17 @@ struct TaskEngineOptions {
   ConsumerFactory consumer_factory;
   ProducerFactory producer_factory;
   std::string group_id;
-  /// Task t writes with the transactional id "<prefix>-p<t>" ("<prefix>-all" for a single task).
+  /// Task t writes with the transactional id "<prefix>-p<t>" ("<prefix>-all" for a single task or a
+  /// shared producer: the prefix must then name the instance).
   std::string transactional_id_prefix;
   std::vector<std::string> input_topics;
   /// Name for logs and metrics.
   std::string service;
   /// One task for all partitions instead of one per partition.
   bool single_task = false;
+  /// The tasks share one processor and transactional producer ("<prefix>-all"),
+  /// see the file comment; false: each task has its own ("<prefix>-p<t>").
+  bool shared_producer = false;
   /// Most records one transaction handles.
   size_t max_batch = 2000;
   /// See ProcessorOptions::commit_interval.

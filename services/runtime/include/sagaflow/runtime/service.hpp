@@ -58,7 +58,8 @@ struct ServiceOptions {
   std::string data_dir;
   std::string http_host = "127.0.0.1";
   int http_port = 0;
-  /// Distinguishes instances of one service (transactional.id).
+  /// Distinguishes instances of one service: part of their transactional id,
+  /// so it must be unique among the running instances of a service.
   std::string instance_id = "0";
   /// Partition count used when this service creates missing topics.
   int32_t partitions = 3;
@@ -66,6 +67,10 @@ struct ServiceOptions {
   bool sync_writes = false;
   /// Least time between the starts of two transactions of one task.
   int commit_interval_ms = 0;
+  /// Each partition's task gets a transactional producer of its own (fenced by
+  /// its transactional id when another instance takes it over) instead of one
+  /// producer and one transaction per cycle for all the instance's tasks.
+  bool producer_per_task = false;
   /// A file holding the token that admin requests (fault injection, restock)
   /// must send as "Authorization: Bearer <token>". Empty: those endpoints are off.
   std::string admin_token_file;
