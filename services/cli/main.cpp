@@ -74,7 +74,8 @@ void AddCommon(CLI::App* app, Common& c, int default_port, const std::string& ro
       ->capture_default_str();
   app->add_option("--topic-prefix", c.service.topic_prefix,
                   "Prefix of every topic, group and transactional id (isolates systems sharing a broker)");
-  app->add_option("--instance-id", c.service.instance_id, "Instance id, unique among instances of this role")
+  app->add_option("--instance-id", c.service.instance_id, "Instance id, unique among running instances of this role (it names the instance's "
+                  "transactional producer)")
       ->capture_default_str();
   app->add_option("--partitions", c.service.partitions, "Partitions of topics this service creates")
       ->check(CLI::Range(1, 1000))
@@ -86,6 +87,12 @@ void AddCommon(CLI::App* app, Common& c, int default_port, const std::string& ro
                   "joins the batch (more throughput under load, more latency)")
       ->check(CLI::Range(0, 10000))
       ->capture_default_str();
+  app->add_flag("--producer-per-task", c.service.producer_per_task,
+                "Give each partition's task its own transactional producer and transactions (a task "
+                "moves to another instance at once when this one dies, at the cost of one transaction per "
+                "task per cycle) instead of one producer and one transaction per cycle for the instance "
+                "(partitions of an instance that died without coming back move after the 10 s "
+                "transaction timeout)");
   app->add_option("--admin-token-file", c.service.admin_token_file,
                   "File (mode 0600) whose first line is the token admin requests must send as "
                   "'Authorization: Bearer TOKEN' (POST /set, POST /stock); without it they answer 403")
@@ -338,7 +345,7 @@ int main(int argc, char** argv) {
 
   bench::LoadOptions load;
   std::string bench_json, bench_chart;
-  double bench_timeout_s = 60, bench_duration_s = 0;
+  double bench_timeout_s = 60, bench_duration_s = 0, bench_warmup_s = 0;
   auto* bench_cmd = app.add_subcommand(
       "bench", "Drive orders through a running system (loopback only): sagas/s, latency percentiles, CPU per saga");
   bench_cmd->add_option("--order-url", load.order_url, "Order service base URL (127.0.0.1 or localhost)")
@@ -347,6 +354,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(int64_t{1}, int64_t{100'000'000}));
   bench_cmd->add_option("--duration-s", bench_duration_s, "Seconds to place orders for (with --orders: whichever ends first)")
       ->check(CLI::Range(0.1, 86'400.0));
+  bench_cmd->add_option("--warmup-s", bench_warmup_s,
+                        "First drive the same load this many seconds and drop its figures (a broker started "
+                        "minutes ago costs several times the CPU per saga it costs warm; 60 is a good warm-up)")
+      ->capture_default_str();
   bench_cmd->add_option("--concurrency", load.concurrency, "Closed loop: orders in flight at once")
       ->check(CLI::Range(1, 10'000))
       ->capture_default_str();
@@ -458,6 +469,7 @@ int main(int argc, char** argv) {
   if (*bench_cmd) {
     load.timeout = std::chrono::milliseconds(static_cast<int64_t>(bench_timeout_s * 1000));
     load.duration = std::chrono::milliseconds(static_cast<int64_t>(bench_duration_s * 1000));
+    load.warmup = std::chrono::milliseconds(static_cast<int64_t>(bench_warmup_s * 1000));
     if (bench_orders->count() == 0) load.orders = load.duration.count() > 0 ? 0 : 1000;
     if (auto error = bench::Validate(load)) return app.exit(CLI::ValidationError(*error));
     return bench::RunBenchCommand(load, bench_json, bench_chart);

@@ -610,6 +610,7 @@ std::optional<std::string> Validate(const LoadOptions& o) {
   if (o.duration.count() < 0) return "--duration-s must be >= 0";
   if (o.orders == 0 && o.duration.count() == 0) return "give --orders N, --duration-s T, or both";
   if (o.duration > std::chrono::hours(24)) return "--duration-s must be at most 86400";
+  if (o.warmup.count() < 0 || o.warmup > std::chrono::hours(1)) return "--warmup-s must be from 0 to 3600";
   if (o.concurrency < 1 || o.concurrency > 10'000) return "--concurrency must be from 1 to 10000";
   if (o.rate < 0 || o.rate > 1'000'000) return "--rate must be from 0 (closed loop) to 1000000 per second";
   if (o.connections < 1 || o.connections > 4'096) return "--connections must be from 1 to 4096";
@@ -714,7 +715,9 @@ std::string FormatReport(const LoadResult& r) {
   }
   if (o.orders > 0) out << ", " << o.orders << " orders";
   if (o.duration.count() > 0) out << ", " << Fixed(static_cast<double>(o.duration.count()) / 1000.0, 1) << " s";
-  out << ", timeout " << Fixed(static_cast<double>(o.timeout.count()) / 1000.0, 1) << " s per order\n";
+  out << ", timeout " << Fixed(static_cast<double>(o.timeout.count()) / 1000.0, 1) << " s per order";
+  if (o.warmup.count() > 0) out << ", after " << Fixed(static_cast<double>(o.warmup.count()) / 1000.0, 1) << " s of warm-up";
+  out << "\n";
   out << "            items " << o.first_item_id << ".." << (o.first_item_id + o.items - 1) << ", "
       << o.items_per_order << " per order, quantity 1.." << o.max_quantity << ", seed " << o.seed
       << (o.retry ? ", POST retried" : "") << "\n";
@@ -803,7 +806,8 @@ std::string ToJson(const LoadResult& r) {
         {"items_per_order", o.items_per_order},
         {"max_quantity", o.max_quantity},
         {"seed", o.seed},
-        {"retry", o.retry}}},
+        {"retry", o.retry},
+        {"warmup_s", static_cast<double>(o.warmup.count()) / 1000.0}}},
       {"error", r.error},
       {"sent", r.sent},
       {"completed_ok", r.ok},
@@ -964,6 +968,25 @@ int RunBenchCommand(LoadOptions options, const std::string& json_path, const std
   sigaction(SIGTERM, &action, nullptr);
   options.stop = &g_stop_requested;
 
+  if (options.warmup.count() > 0) {
+    // The same load on other orders, for the warm-up's length; its figures are dropped.
+    LoadOptions warm = options;
+    warm.orders = 0;
+    warm.duration = options.warmup;
+    warm.warmup = std::chrono::milliseconds(0);
+    warm.seed = options.seed + 0x9e3779b97f4a7c15ULL;
+    std::cerr << "warm-up: " << Fixed(static_cast<double>(warm.duration.count()) / 1000.0, 1)
+              << " s of the same load, not counted\n";
+    const LoadResult w =
+        RunLoad(warm, [&warm](const Progress& p) { std::cerr << "warm-up " << FormatProgress(p, warm) << "\n"; });
+    if (!w.error.empty()) {
+      std::cerr << "sagaflow bench: " << w.error << "\n";
+      return 2;
+    }
+    std::cerr << "warm-up done: " << w.completed() << " sagas, " << Fixed(w.sagas_per_s, 1) << " sagas/s, "
+              << w.failed() << " failed\n";
+    if (g_stop_requested.load()) return 1;
+  }
   const LoadResult result =
       RunLoad(options, [&options](const Progress& p) { std::cerr << FormatProgress(p, options) << "\n"; });
   if (!result.error.empty()) {

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "sagaflow/runtime/http_server.hpp"
+#include "support/temp_dir.hpp"
 
 namespace sagaflow::bench {
 namespace {
@@ -21,6 +23,7 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 using runtime::HttpRequest;
 using runtime::HttpResponse;
+using sagaflow::testing::TempDir;
 
 // A stand-in for the order service's REST API, on the real HttpServer: each
 // order ends a few milliseconds after it is placed and is announced on
@@ -237,6 +240,30 @@ TEST(LoadDriver, RefusesAnythingButTheLoopbackAndAnUnboundedRun) {
   EXPECT_TRUE(Validate(o).has_value());
   o.duration = 1s;
   EXPECT_FALSE(Validate(o).has_value());
+  o.warmup = -1s;
+  EXPECT_TRUE(Validate(o).has_value());
+  o.warmup = 2h;
+  EXPECT_TRUE(Validate(o).has_value());
+  o.warmup = 60s;
+  EXPECT_FALSE(Validate(o).has_value());
+}
+
+TEST(LoadDriver, TheBenchCommandWarmsUpOnOtherOrdersAndReportsOnlyTheMeasuredOnes) {
+  FakeOrderService fake({});
+  LoadOptions o;
+  o.order_url = fake.url();
+  o.orders = 30;
+  o.concurrency = 4;
+  o.warmup = 300ms;
+  TempDir dir("sagaflow-bench-warmup");
+  const auto path = (dir.path() / "report.json").string();
+  ASSERT_EQ(RunBenchCommand(o, path, ""), 0);
+  std::ifstream in(path);
+  const auto report = json::parse(in);
+  EXPECT_EQ(report.at("sent").get<int64_t>(), 30);
+  EXPECT_EQ(report.at("completed_ok").get<int64_t>(), 30);
+  EXPECT_DOUBLE_EQ(report.at("options").at("warmup_s").get<double>(), 0.3);
+  EXPECT_GT(fake.placed(), 30) << "the warm-up placed no order of its own";
 }
 
 TEST(LoadDriver, AnUnreachableOrderServiceIsReportedNotRun) {

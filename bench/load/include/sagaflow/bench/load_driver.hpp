@@ -71,6 +71,10 @@ struct LoadOptions {
   /// false: a POST that fails (connection error, 5xx) fails the order.
   /// true: it is retried with the same Idempotency-Key until the order's timeout.
   bool retry = false;
+  /// RunBenchCommand first drives the same load this long and discards its
+  /// figures: a broker started minutes ago is still compiling its hot paths
+  /// and costs several times the CPU per saga it costs warm. 0 = no warm-up.
+  std::chrono::milliseconds warmup{0};
   /// Spacing of progress callbacks.
   std::chrono::milliseconds progress_interval{2'000};
   /// When set to true (e.g. from a signal handler), no further orders are
