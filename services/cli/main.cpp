@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "sagaflow/bench/load_driver.hpp"
+#include "sagaflow/core/kafka/access_check.hpp"
 #include "sagaflow/core/kafka/kafka_client.hpp"
 #include "sagaflow/core/log.hpp"
 #include "sagaflow/notification/notification_service.hpp"
@@ -283,6 +284,26 @@ int main(int argc, char** argv) {
       "(deployment/kafka/acls apply creates them)");
   std::string acls_prefix;
   acls_print->add_option("--topic-prefix", acls_prefix, "Prefix of every topic, group and transactional id");
+  auto* acls_check = acls->add_subcommand(
+      "check",
+      "Check that the broker enforces them, as one service's principal: a client without credentials is refused; "
+      "the principal reads its input but not another topic, cannot write a topic it does not own nor use another "
+      "service's transactional id. Exit 0 if all hold, 1 if one does not, 2 on bad input");
+  std::string check_brokers = "127.0.0.1:9092", check_service, check_config_file;
+  std::vector<std::string> check_properties;
+  int check_timeout_s = 15;
+  acls_check->add_option("--brokers", check_brokers, "Kafka bootstrap servers")->capture_default_str();
+  acls_check->add_option("--service", check_service, "The service whose principal is checked")
+      ->required()
+      ->check(CLI::IsMember({"order", "orchestrator", "warehouse", "payment", "notification"}));
+  acls_check->add_option("--kafka-config-file", check_config_file,
+                         std::string(kKafkaConfigFileHelp) + "; the service's own")
+      ->required();
+  acls_check->add_option("--kafka-property", check_properties, kKafkaPropertyHelp);
+  acls_check->add_option("--topic-prefix", acls_prefix, "Prefix of every topic, group and transactional id");
+  acls_check->add_option("--timeout-s", check_timeout_s, "Bound of each broker call, seconds")
+      ->check(CLI::Range(1, 300))
+      ->capture_default_str();
 
   // ---- replay: the saga history ----
   SourceFlags replay_flags;
@@ -519,6 +540,21 @@ int main(int argc, char** argv) {
   if (*acls_print) {
     for (const auto& acl : core::AllAclBindings(core::TopicNames(acls_prefix))) std::cout << core::ToString(acl) << "\n";
     return 0;
+  }
+  if (*acls_check) {
+    core::InitLogging("acls", "off");
+    kafka::KafkaConfig config{check_brokers, {}};
+    if (!LoadKafkaSettings("acls check", check_config_file, check_properties, config.overrides)) return 2;
+    bool all = true;
+    for (const auto& check : kafka::CheckAccess(config, check_service, core::TopicNames(acls_prefix),
+                                                std::chrono::seconds(check_timeout_s))) {
+      std::cout << (check.passed ? "ok      " : "FAILED  ") << check.expectation << ": " << check.observed << "\n";
+      all = all && check.passed;
+    }
+    std::cout << (all ? "the broker at " + check_brokers + " enforces the ACLs of User:" + check_service
+                      : "the broker at " + check_brokers + " does NOT enforce the ACLs of User:" + check_service)
+              << "\n";
+    return all ? 0 : 1;
   }
   if (*create) {
     core::InitLogging("topics", "info");
