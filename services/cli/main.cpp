@@ -430,7 +430,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   scenario_run->add_option("--topic-prefix", scenario_o.compose.topic_prefix, "compose, attached: the system's topic prefix");
   scenario_run->add_option("--kafka-config-file", scenario_kafka_config_file,
-                           std::string("compose, attached: ") + kKafkaConfigFileHelp);
+                           std::string("compose, attached: ") + kKafkaConfigFileHelp +
+                               "; compose default: the admin's, $SAGAFLOW_CREDENTIALS_DIR/admin.properties "
+                               "(default $SAGAFLOW_VAR/credentials or <repo>/var/credentials), which its 'up' writes");
   scenario_run->add_option("--kafka-property", scenario_kafka_properties, kKafkaPropertyHelp);
   scenario_run->add_option("--admin-token-file", scenario_o.compose.admin_token_file,
                            "compose: the services' admin token (default $SAGAFLOW_VAR/admin-token or <repo>/var/admin-token)");
@@ -472,6 +474,12 @@ int main(int argc, char** argv) {
     if (!LoadKafkaSettings("scenario run", scenario_kafka_config_file, scenario_kafka_properties,
                            scenario_o.compose.kafka_properties)) {
       return scenario::kExitBadInput;
+    }
+    if (scenario_o.backend == "compose" && scenario_kafka_config_file.empty() && scenario_kafka_properties.empty()) {
+      // The credentials deployment/docker/compose up writes (it runs before the first scenario).
+      const char* dir = std::getenv("SAGAFLOW_CREDENTIALS_DIR");
+      scenario_o.compose.admin_credentials_file =
+          ((dir != nullptr && *dir != '\0') ? fs::path(dir) : var_root / "credentials") / "admin.properties";
     }
     return scenario::RunScenarios(scenario_o, std::cout, std::cerr);
   }
