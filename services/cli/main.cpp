@@ -475,7 +475,8 @@ int main(int argc, char** argv) {
                            scenario_o.compose.kafka_properties)) {
       return scenario::kExitBadInput;
     }
-    if (scenario_o.backend == "compose" && scenario_kafka_config_file.empty() && scenario_kafka_properties.empty()) {
+    if (scenario_o.backend == "compose" && scenario_kafka_config_file.empty() &&
+        scenario_kafka_properties.empty()) {
       // The credentials deployment/docker/compose up writes (it runs before the first scenario).
       const char* dir = std::getenv("SAGAFLOW_CREDENTIALS_DIR");
       scenario_o.compose.admin_credentials_file =
@@ -556,7 +557,8 @@ int main(int argc, char** argv) {
     bool all = true;
     for (const auto& check : kafka::CheckAccess(config, check_service, core::TopicNames(acls_prefix),
                                                 std::chrono::seconds(check_timeout_s))) {
-      std::cout << (check.passed ? "ok      " : "FAILED  ") << check.expectation << ": " << check.observed << "\n";
+      std::cout << (check.passed ? "ok      " : "FAILED  ") << check.expectation << ": " << check.observed
+                << "\n";
       all = all && check.passed;
     }
     std::cout << (all ? "the broker at " + check_brokers + " enforces the ACLs of User:" + check_service

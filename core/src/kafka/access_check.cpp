@@ -16,7 +16,8 @@ bool Contains(const std::vector<std::string>& names, const std::string& name) {
 
 /// The first topic another service writes that `pick` accepts ("" if none).
 template <typename Pick>
-std::string ForeignTopic(const std::vector<core::ServiceAccess>& table, const std::string& service, Pick pick) {
+std::string ForeignTopic(const std::vector<core::ServiceAccess>& table, const std::string& service,
+                         Pick pick) {
   for (const auto& other : table) {
     if (other.service == service) continue;
     for (const auto& topic : other.writes) {
@@ -38,7 +39,8 @@ core::Result<OffsetMap> EndOffsetsSettled(const KafkaConfig& config, const std::
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
     auto end = EndOffsets(config, topic);
-    if (end.ok() || IsAuthorizationError(end.error()) || std::chrono::steady_clock::now() >= deadline) return end;
+    if (end.ok() || IsAuthorizationError(end.error())) return end;
+    if (std::chrono::steady_clock::now() >= deadline) return end;
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
 }
@@ -68,10 +70,12 @@ std::vector<AccessCheck> CheckAccess(const KafkaConfig& as_service, const std::s
                    answered.ok() ? "the broker answered its metadata request" : answered.error().message});
   }
 
-  const std::string not_read = ForeignTopic(table, service, [&](const std::string& t) { return !Contains(own.reads, t); });
+  const std::string not_read =
+      ForeignTopic(table, service, [&](const std::string& t) { return !Contains(own.reads, t); });
   {
     auto end = EndOffsetsSettled(as_service, not_read, timeout);
-    out.push_back({"User:" + service + " may not read " + not_read, !end.ok() && IsAuthorizationError(end.error()),
+    out.push_back({"User:" + service + " may not read " + not_read,
+                   !end.ok() && IsAuthorizationError(end.error()),
                    end.ok() ? "read its end offsets" : end.error().message});
   }
 
@@ -82,7 +86,8 @@ std::vector<AccessCheck> CheckAccess(const KafkaConfig& as_service, const std::s
     const std::string id = core::ServiceIdPrefixOf(topics.prefix, service) + "access-check";
     auto producer = TransactionalProducer::Open(as_service, id, timeout);
     if (!producer.ok()) {
-      check.observed = "could not open a producer with its own transactional id " + id + ": " + producer.error().message;
+      check.observed =
+          "could not open a producer with its own transactional id " + id + ": " + producer.error().message;
     } else if (auto begun = (*producer)->Begin(); !begun.ok()) {
       check.observed = "could not begin a transaction: " + begun.error().message;
     } else if (auto produced = (*producer)->Produce(not_written, "access-check", "forged"); !produced.ok()) {
