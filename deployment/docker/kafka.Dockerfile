@@ -8,12 +8,17 @@
 # The jars are fetched on the host, where Maven's settings (proxies, mirrors,
 # trusted certificates) are, so the build context is a directory that
 # 'deployment/docker/compose prepare' stages: var/docker/kafka-context/ with
-# this file, libs/ (the jars) and deployment/{lib,kafka}/. By hand:
+# this file, libs/ (the jars) and deployment/{lib,kafka,docker}/ (the broker's
+# scripts, CreateAcls.java, kafka-entrypoint and kafka-setup). By hand:
 #   deployment/docker/compose prepare   (stages the context and builds), or
 #   docker build --network host -t sagaflow-kafka:local var/docker/kafka-context
 #
 # Listens on 127.0.0.1:$SAGAFLOW_KAFKA_PORT (default 9092, controller
 # $SAGAFLOW_KAFKA_CONTROLLER_PORT, default 9093): run it with host networking.
+# With SAGAFLOW_KAFKA_SECURITY=sasl (the compose file's setting) clients must
+# authenticate and ACLs are enforced, as for deployment/up: the users and
+# passwords are the files given as secrets /run/secrets/kafka_<principal>.
+# The same image runs the one-shot "acls" service (deployment/docker/kafka-setup).
 # Storage: the volume /var/lib/sagaflow/kafka, formatted on the first start.
 ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
@@ -31,7 +36,9 @@ RUN groupadd --system --gid 10002 kafka \
 COPY libs /opt/kafka/libs
 COPY deployment /opt/sagaflow/deployment
 ENV SAGAFLOW_VAR=/var/lib/sagaflow SAGAFLOW_KAFKA_LIBS=/opt/kafka/libs
-USER kafka
 WORKDIR /var/lib/sagaflow
 VOLUME /var/lib/sagaflow/kafka
-ENTRYPOINT ["/opt/sagaflow/deployment/kafka/broker", "run"]
+# Starts as root only to install the credentials Compose hands it as secrets
+# (owned by kafka, mode 0600), then runs the command as kafka.
+ENTRYPOINT ["/opt/sagaflow/deployment/docker/kafka-entrypoint"]
+CMD ["/opt/sagaflow/deployment/kafka/broker", "run"]

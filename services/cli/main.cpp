@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "sagaflow/bench/load_driver.hpp"
+#include "sagaflow/core/kafka/access_check.hpp"
 #include "sagaflow/core/kafka/kafka_client.hpp"
 #include "sagaflow/core/log.hpp"
 #include "sagaflow/notification/notification_service.hpp"
@@ -290,6 +291,26 @@ int main(int argc, char** argv) {
       "(deployment/kafka/acls apply creates them)");
   std::string acls_prefix;
   acls_print->add_option("--topic-prefix", acls_prefix, "Prefix of every topic, group and transactional id");
+  auto* acls_check = acls->add_subcommand(
+      "check",
+      "Check that the broker enforces them, as one service's principal: a client without credentials is refused; "
+      "the principal reads its input but not another topic, cannot write a topic it does not own nor use another "
+      "service's transactional id. Exit 0 if all hold, 1 if one does not, 2 on bad input");
+  std::string check_brokers = "127.0.0.1:9092", check_service, check_config_file;
+  std::vector<std::string> check_properties;
+  int check_timeout_s = 15;
+  acls_check->add_option("--brokers", check_brokers, "Kafka bootstrap servers")->capture_default_str();
+  acls_check->add_option("--service", check_service, "The service whose principal is checked")
+      ->required()
+      ->check(CLI::IsMember({"order", "orchestrator", "warehouse", "payment", "notification"}));
+  acls_check->add_option("--kafka-config-file", check_config_file,
+                         std::string(kKafkaConfigFileHelp) + "; the service's own")
+      ->required();
+  acls_check->add_option("--kafka-property", check_properties, kKafkaPropertyHelp);
+  acls_check->add_option("--topic-prefix", acls_prefix, "Prefix of every topic, group and transactional id");
+  acls_check->add_option("--timeout-s", check_timeout_s, "Bound of each broker call, seconds")
+      ->check(CLI::Range(1, 300))
+      ->capture_default_str();
 
   // ---- replay: the saga history ----
   SourceFlags replay_flags;
@@ -420,7 +441,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   scenario_run->add_option("--topic-prefix", scenario_o.compose.topic_prefix, "compose, attached: the system's topic prefix");
   scenario_run->add_option("--kafka-config-file", scenario_kafka_config_file,
-                           std::string("compose, attached: ") + kKafkaConfigFileHelp);
+                           std::string("compose, attached: ") + kKafkaConfigFileHelp +
+                               "; compose default: the admin's, $SAGAFLOW_CREDENTIALS_DIR/admin.properties "
+                               "(default $SAGAFLOW_VAR/credentials or <repo>/var/credentials), which its 'up' writes");
   scenario_run->add_option("--kafka-property", scenario_kafka_properties, kKafkaPropertyHelp);
   scenario_run->add_option("--admin-token-file", scenario_o.compose.admin_token_file,
                            "compose: the services' admin token (default $SAGAFLOW_VAR/admin-token or <repo>/var/admin-token)");
@@ -462,6 +485,13 @@ int main(int argc, char** argv) {
     if (!LoadKafkaSettings("scenario run", scenario_kafka_config_file, scenario_kafka_properties,
                            scenario_o.compose.kafka_properties)) {
       return scenario::kExitBadInput;
+    }
+    if (scenario_o.backend == "compose" && scenario_kafka_config_file.empty() &&
+        scenario_kafka_properties.empty()) {
+      // The credentials deployment/docker/compose up writes (it runs before the first scenario).
+      const char* dir = std::getenv("SAGAFLOW_CREDENTIALS_DIR");
+      scenario_o.compose.admin_credentials_file =
+          ((dir != nullptr && *dir != '\0') ? fs::path(dir) : var_root / "credentials") / "admin.properties";
     }
     return scenario::RunScenarios(scenario_o, std::cout, std::cerr);
   }
@@ -531,6 +561,22 @@ int main(int argc, char** argv) {
   if (*acls_print) {
     for (const auto& acl : core::AllAclBindings(core::TopicNames(acls_prefix))) std::cout << core::ToString(acl) << "\n";
     return 0;
+  }
+  if (*acls_check) {
+    core::InitLogging("acls", "off");
+    kafka::KafkaConfig config{check_brokers, {}};
+    if (!LoadKafkaSettings("acls check", check_config_file, check_properties, config.overrides)) return 2;
+    bool all = true;
+    for (const auto& check : kafka::CheckAccess(config, check_service, core::TopicNames(acls_prefix),
+                                                std::chrono::seconds(check_timeout_s))) {
+      std::cout << (check.passed ? "ok      " : "FAILED  ") << check.expectation << ": " << check.observed
+                << "\n";
+      all = all && check.passed;
+    }
+    std::cout << (all ? "the broker at " + check_brokers + " enforces the ACLs of User:" + check_service
+                      : "the broker at " + check_brokers + " does NOT enforce the ACLs of User:" + check_service)
+              << "\n";
+    return all ? 0 : 1;
   }
   if (*create) {
     core::InitLogging("topics", "info");

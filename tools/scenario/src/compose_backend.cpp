@@ -53,6 +53,12 @@ class ComposeBackend final : public Backend {
     if (!up_) {
       up_ = true;  // from now on Shutdown runs 'down'
       if (auto s = Script({"up"}, 1800s); !s.ok()) return s;
+      // The broker requires SASL: the runner's own clients read the topics as the admin.
+      if (!o_.admin_credentials_file.empty()) {
+        auto admin = kafka::LoadKafkaProperties(o_.admin_credentials_file);
+        if (!admin.ok()) return Fail("the compose stack's admin credentials: " + admin.error().message);
+        o_.kafka_properties = std::move(admin.value());
+      }
     }
     // The orchestrator runs with the scenario's timings (recreated only when they change), so a
     // deadline the scenario relies on is the one the sagas get, and replay --verify agrees.

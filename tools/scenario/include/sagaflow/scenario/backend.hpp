@@ -111,6 +111,10 @@ struct ComposeOptions {
   /// Extra librdkafka properties (--kafka-config-file: the credentials of a
   /// system deployment/up started with SASL).
   std::map<std::string, std::string> kafka_properties;
+  /// compose: the admin's credentials file the stack's `up` writes (the
+  /// script's $SAGAFLOW_CREDENTIALS_DIR/admin.properties), read once the stack
+  /// is up into kafka_properties. Empty: kafka_properties as given.
+  std::string admin_credentials_file;
   std::string brokers = "127.0.0.1:9092";
   int http_port_base = 8280;
   std::string topic_prefix;
