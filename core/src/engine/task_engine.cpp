@@ -105,6 +105,10 @@ class Task final : public RecordSource {
   // Consumer-thread state: whether its partitions were resumed, and paused for flow control.
   bool resumed = false;
   bool throttled = false;
+  // Some partitions were this instance's before the task started (a task of several that
+  // started over): the consumer read past their committed offsets, and the records in between
+  // (queued, or deferred by the old task) must come again, so they rewind before resuming.
+  bool rewind_before_resume = false;
 
  private:
   kafka::GroupConsumer& consumer_;
@@ -139,17 +143,21 @@ struct TaskEngine::Impl {
         StopTask(*it->second);
         parts.insert(parts.end(), it->second->partitions.begin(), it->second->partitions.end());
         tasks.erase(it);
+        Replace(id, std::move(parts), /*owned_before=*/true);
+        continue;
       }
-      Replace(id, std::move(parts));
+      Replace(id, std::move(parts), /*owned_before=*/false);
     }
     metrics.Set("tasks_assigned", static_cast<double>(Units(false)));
   }
 
-  // Starts task `id` for `parts`, paused until it has restored its state.
-  void Replace(int32_t id, std::vector<kafka::TopicPartition> parts) {
+  // Starts task `id` for `parts`, paused until it has restored its state;
+  // `owned_before`: some of them were fetched for an earlier task.
+  void Replace(int32_t id, std::vector<kafka::TopicPartition> parts, bool owned_before) {
     consumer->Pause(parts);
     auto task = std::make_unique<Task>(id, *consumer);
     task->partitions = std::move(parts);
+    task->rewind_before_resume = owned_before;
     StartTask(*task);
     tasks[id] = std::move(task);
   }
@@ -179,7 +187,7 @@ struct TaskEngine::Impl {
         if (!gone.contains(tp)) kept.push_back(tp);
       }
       tasks.erase(it);
-      if (!kept.empty()) Replace(id, std::move(kept));
+      if (!kept.empty()) Replace(id, std::move(kept), /*owned_before=*/true);
     }
     metrics.Set("tasks_assigned", static_cast<double>(Units(false)));
   }
@@ -273,6 +281,14 @@ struct TaskEngine::Impl {
       }
       const size_t queued = task->queued();
       if (!task->resumed) {
+        if (task->rewind_before_resume) {
+          if (auto s = consumer->RewindToCommitted(task->partitions); !s.ok()) {
+            Log()->warn("{}: task {}: cannot rewind to the committed offsets yet: {}", options.service, task->name,
+                        s.error().message);
+            continue;  // paused until the rewind succeeds
+          }
+          task->rewind_before_resume = false;
+        }
         consumer->Resume(task->partitions);
         task->resumed = true;
       } else if (!task->throttled && queued >= options.max_queued) {

@@ -25,6 +25,8 @@ using sagaflow::testing::WaitFor;
 
 struct Shared {
   std::atomic<bool> restore_open{true};
+  // CopyHandler defers its records (their offsets stay uncommitted) instead of copying them.
+  std::atomic<bool> defer{false};
   std::atomic<int> restores{0};
   std::atomic<int> aborts{0};
   std::atomic<int> destroyed{0};
@@ -46,7 +48,13 @@ class CopyHandler : public TaskHandler {
     return Status::Ok();
   }
   void OnRecords(std::span<const kafka::Record> records, TxContext& tx) override {
-    for (const auto& r : records) tx.Produce("out", r.key, "t" + std::to_string(task_) + ":" + r.value);
+    for (const auto& r : records) {
+      if (shared_.defer.load()) {
+        tx.Defer(r);
+        continue;
+      }
+      tx.Produce("out", r.key, "t" + std::to_string(task_) + ":" + r.value);
+    }
   }
   void OnIdle(TxContext&) override {}
   void OnCommitted(const std::vector<kafka::Delivered>&) override {}
@@ -301,6 +309,25 @@ TEST_F(TaskEngineTest, ASharedProducerThatKeepsSomePartitionsAfterARevocationGoe
   ASSERT_TRUE(WaitFor([&] { return Out().size() == 4; }, 5s));
   EXPECT_EQ(Out(), (std::vector<std::string>{"t0:a", "t0:c", "t1:b", "t1:late"}));
   EXPECT_TRUE(WaitFor([&] { return engine_->active_tasks() == 2 && engine_->assigned_tasks() == 2; }, 5s));
+}
+
+// The records the stopped task had read but not committed (here: deferred)
+// are read again by the task that starts over with the kept partitions.
+TEST_F(TaskEngineTest, ASharedProducerStartingOverReadsAgainWhatItsPartitionsHadNotCommitted) {
+  Start(Mode::kSharedProducer);
+  kafka_.Assign({{"in", 0}, {"in", 1}});
+  kafka_.Append("in", 0, "a");
+  ASSERT_TRUE(WaitFor([&] { return Out().size() == 1; }, 5s));
+  shared_.defer = true;
+  kafka_.Append("in", 0, "held");
+  ASSERT_TRUE(WaitFor([&] { return metrics_.Value("records_processed_total") >= 2; }, 5s));
+
+  shared_.defer = false;  // the record stays deferred by the task that has it
+  kafka_.Revoke({{"in", 1}});
+  ASSERT_TRUE(WaitFor([&] { return shared_.destroyed.load() == 2; }, 5s));
+  ASSERT_TRUE(WaitFor([&] { return Out().size() == 2; }, 5s)) << "the deferred record was never read again";
+  EXPECT_EQ(Out(), (std::vector<std::string>{"t0:a", "t0:held"}));
+  EXPECT_TRUE(WaitFor([&] { return kafka_.CommittedOffset("in", 0) == 2; }, 5s));
 }
 
 // The instance's producer fenced once (the broker aborted a transaction left
