@@ -29,6 +29,15 @@ class Fencing : public SystemTest {
     o.producer_per_task = system_->options().producer_per_task;
     return o;
   }
+  // Whether the orchestrator's health check says "stopped" (the engine ended) within `timeout`.
+  bool OrchestratorStopsWithin(std::chrono::seconds timeout) {
+    return WaitFor(
+        [&] {
+          auto health = system_->Get("orchestrator", "/");
+          return health.status == 503 && health.json.value("status", "") == "stopped";
+        },
+        timeout);
+  }
 };
 
 class FencingModes : public Fencing, public ::testing::WithParamInterface<bool> {};
@@ -89,13 +98,7 @@ TEST_F(Fencing, AZombieWithATasksTransactionalIdIsFencedAndTheServiceStops) {
     auto id = sys.PlaceOrder();
     if (kafka::PartitionOf(core::SagaKey(id), sys.options().partitions) == 0) break;
   }
-  EXPECT_TRUE(WaitFor(
-      [&] {
-        auto health = sys.Get("orchestrator", "/");
-        return health.status == 503 && health.json.value("status", "") == "stopped";
-      },
-      60s))
-      << "the fenced orchestrator kept running";
+  EXPECT_TRUE(OrchestratorStopsWithin(60s)) << "the fenced orchestrator kept running";
 }
 
 // The instance's shared producer fenced once, as when the broker aborts a
@@ -120,13 +123,7 @@ TEST_F(Fencing, AnInstancesProducerFencedOnceGoesOnAndFencedTwiceStopsTheService
   auto usurper = kafka::TransactionalProducer::Open(sys.kafka(), id, 30s);
   ASSERT_TRUE(usurper.ok()) << usurper.error().message;
   sys.PlaceOrder();
-  EXPECT_TRUE(WaitFor(
-      [&] {
-        auto health = sys.Get("orchestrator", "/");
-        return health.status == 503 && health.json.value("status", "") == "stopped";
-      },
-      60s))
-      << "the orchestrator fenced twice within a minute kept running";
+  EXPECT_TRUE(OrchestratorStopsWithin(60s)) << "the orchestrator fenced twice within a minute kept running";
 }
 
 }  // namespace

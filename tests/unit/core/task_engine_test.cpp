@@ -131,6 +131,29 @@ class TaskEngineTest : public ::testing::Test {
     if (engine_) engine_->Stop();
     if (loop_.joinable()) loop_.join();
   }
+  // Partition 1 of two is revoked: only partition 0 goes on; assigned again,
+  // partition 1 resumes from its committed offset.
+  void RevokeOneOfTwoPartitionsThenAssignItBack(Mode mode, int handlers_dropped) {
+    Start(mode);
+    kafka_.Assign({{"in", 0}, {"in", 1}});
+    kafka_.Append("in", 0, "a");
+    kafka_.Append("in", 1, "b");
+    ASSERT_TRUE(WaitFor([&] { return Out().size() == 2; }, 5s));
+
+    kafka_.Revoke({{"in", 1}});
+    ASSERT_TRUE(WaitFor(
+        [&] { return engine_->assigned_tasks() == 1 && shared_.destroyed.load() == handlers_dropped; }, 5s));
+    kafka_.Append("in", 1, "late");
+    kafka_.Append("in", 0, "c");
+    ASSERT_TRUE(WaitFor([&] { return Out().size() == 3; }, 5s));
+    std::this_thread::sleep_for(50ms);
+    EXPECT_EQ(Out(), (std::vector<std::string>{"t0:a", "t0:c", "t1:b"})) << "a revoked partition is not processed";
+
+    // Assigned again (as after a rebalance back), its task restores and resumes from the committed offset.
+    kafka_.Assign({{"in", 1}});
+    ASSERT_TRUE(WaitFor([&] { return Out().size() == 4; }, 5s));
+    EXPECT_EQ(Out(), (std::vector<std::string>{"t0:a", "t0:c", "t1:b", "t1:late"}));
+  }
   std::vector<std::string> Out() {
     auto v = kafka_.Values("out");
     std::sort(v.begin(), v.end());
@@ -172,24 +195,7 @@ TEST_F(TaskEngineTest, RunsATaskPerPartitionPausedUntilItsStateIsRestored) {
 }
 
 TEST_F(TaskEngineTest, ARevokedPartitionsTaskIsDroppedAndTheOthersGoOn) {
-  Start();
-  kafka_.Assign({{"in", 0}, {"in", 1}});
-  kafka_.Append("in", 0, "a");
-  kafka_.Append("in", 1, "b");
-  ASSERT_TRUE(WaitFor([&] { return Out().size() == 2; }, 5s));
-
-  kafka_.Revoke({{"in", 1}});
-  ASSERT_TRUE(WaitFor([&] { return engine_->assigned_tasks() == 1 && shared_.destroyed.load() == 1; }, 5s));
-  kafka_.Append("in", 1, "late");
-  kafka_.Append("in", 0, "c");
-  ASSERT_TRUE(WaitFor([&] { return Out().size() == 3; }, 5s));
-  std::this_thread::sleep_for(50ms);
-  EXPECT_EQ(Out(), (std::vector<std::string>{"t0:a", "t0:c", "t1:b"})) << "a revoked partition is not processed";
-
-  // Assigned again (as after a rebalance back), its task restores and resumes from the committed offset.
-  kafka_.Assign({{"in", 1}});
-  ASSERT_TRUE(WaitFor([&] { return Out().size() == 4; }, 5s));
-  EXPECT_EQ(Out(), (std::vector<std::string>{"t0:a", "t0:c", "t1:b", "t1:late"}));
+  RevokeOneOfTwoPartitionsThenAssignItBack(Mode::kTaskProducers, /*handlers_dropped=*/1);
 }
 
 TEST_F(TaskEngineTest, AFailedCommitIsAbortedAndOnlyThatTasksInputComesAgain) {
@@ -290,24 +296,9 @@ TEST_F(TaskEngineTest, WithASharedProducerEachTaskLearnsWhereItsOwnRecordsLanded
   }
 }
 
+// The task of both partitions stops (both handlers dropped) and starts over with the one kept.
 TEST_F(TaskEngineTest, ASharedProducerThatKeepsSomePartitionsAfterARevocationGoesOnWithThem) {
-  Start(Mode::kSharedProducer);
-  kafka_.Assign({{"in", 0}, {"in", 1}});
-  kafka_.Append("in", 0, "a");
-  kafka_.Append("in", 1, "b");
-  ASSERT_TRUE(WaitFor([&] { return Out().size() == 2; }, 5s));
-
-  kafka_.Revoke({{"in", 1}});
-  ASSERT_TRUE(WaitFor([&] { return engine_->assigned_tasks() == 1 && shared_.destroyed.load() == 2; }, 5s));
-  kafka_.Append("in", 1, "late");
-  kafka_.Append("in", 0, "c");
-  ASSERT_TRUE(WaitFor([&] { return Out().size() == 3; }, 5s));
-  std::this_thread::sleep_for(50ms);
-  EXPECT_EQ(Out(), (std::vector<std::string>{"t0:a", "t0:c", "t1:b"})) << "a revoked partition is not processed";
-
-  kafka_.Assign({{"in", 1}});
-  ASSERT_TRUE(WaitFor([&] { return Out().size() == 4; }, 5s));
-  EXPECT_EQ(Out(), (std::vector<std::string>{"t0:a", "t0:c", "t1:b", "t1:late"}));
+  RevokeOneOfTwoPartitionsThenAssignItBack(Mode::kSharedProducer, /*handlers_dropped=*/2);
   EXPECT_TRUE(WaitFor([&] { return engine_->active_tasks() == 2 && engine_->assigned_tasks() == 2; }, 5s));
 }
 
