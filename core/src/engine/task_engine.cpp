@@ -33,7 +33,8 @@ class Task final : public RecordSource {
   // ---- RecordSource, on the task thread ----
   std::vector<kafka::Record> Poll(size_t max_records, std::chrono::milliseconds timeout) override {
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, timeout, [&] { return !queue_.empty() || closed_; });
+    cv_.wait_for(lock, timeout, [&] { return !queue_.empty() || closed_ || woken_; });
+    woken_ = false;
     std::vector<kafka::Record> out;
     const size_t n = std::min(max_records, queue_.size());
     out.reserve(n);
@@ -83,6 +84,13 @@ class Task final : public RecordSource {
     rewind_done_ = true;
     cv_.notify_all();
   }
+  // Any thread: the next (or current) Poll returns at once, so that the
+  // processor's OnIdle sees work that did not come from Kafka.
+  void Wake() {
+    std::lock_guard lock(mu_);
+    woken_ = true;
+    cv_.notify_all();
+  }
   void Close() {
     std::lock_guard lock(mu_);
     closed_ = true;
@@ -116,6 +124,7 @@ class Task final : public RecordSource {
   std::condition_variable cv_;
   std::deque<kafka::Record> queue_;
   bool closed_ = false;
+  bool woken_ = false;
   bool rewind_requested_ = false;
   bool rewind_done_ = false;
   Status rewind_status_;
@@ -142,7 +151,10 @@ struct TaskEngine::Impl {
         // this does not happen with the engine's own consumer.)
         StopTask(*it->second);
         parts.insert(parts.end(), it->second->partitions.begin(), it->second->partitions.end());
-        tasks.erase(it);
+        {
+          std::lock_guard lock(tasks_mu);
+          tasks.erase(it);
+        }
         Replace(id, std::move(parts), /*owned_before=*/true);
         continue;
       }
@@ -159,7 +171,10 @@ struct TaskEngine::Impl {
     task->partitions = std::move(parts);
     task->rewind_before_resume = owned_before;
     StartTask(*task);
-    tasks[id] = std::move(task);
+    {
+      std::lock_guard lock(tasks_mu);
+      tasks[id] = std::move(task);
+    }
   }
 
   // Partition tasks (or the single task) assigned; with `active`, only those restored and processing.
@@ -186,7 +201,10 @@ struct TaskEngine::Impl {
       for (const auto& tp : it->second->partitions) {
         if (!gone.contains(tp)) kept.push_back(tp);
       }
-      tasks.erase(it);
+      {
+        std::lock_guard lock(tasks_mu);
+        tasks.erase(it);
+      }
       if (!kept.empty()) Replace(id, std::move(kept), /*owned_before=*/true);
     }
     metrics.Set("tasks_assigned", static_cast<double>(Units(false)));
@@ -310,14 +328,19 @@ struct TaskEngine::Impl {
     for (auto& [id, task] : tasks) {
       if (task->thread.joinable()) task->thread.join();
     }
-    tasks.clear();
+    {
+      std::lock_guard lock(tasks_mu);
+      tasks.clear();
+    }
   }
 
   TaskEngineOptions options;
   Factory factory;
   Metrics& metrics;
   std::unique_ptr<kafka::GroupConsumer> consumer;
-  std::map<int32_t, std::unique_ptr<Task>> tasks;  // consumer thread only
+  // Written on the consumer thread; read by Wake from any thread under tasks_mu.
+  std::map<int32_t, std::unique_ptr<Task>> tasks;
+  std::mutex tasks_mu;
   std::atomic<bool> stop{false};
   std::atomic<bool> running{false};
   std::atomic<size_t> assigned{0};
@@ -333,6 +356,11 @@ TaskEngine::TaskEngine(TaskEngineOptions options, Factory factory, Metrics& metr
 TaskEngine::~TaskEngine() { Stop(); }
 
 void TaskEngine::Stop() { impl_->stop.store(true); }
+
+void TaskEngine::Wake() {
+  std::lock_guard lock(impl_->tasks_mu);
+  for (auto& [id, task] : impl_->tasks) task->Wake();
+}
 bool TaskEngine::running() const { return impl_->running.load(); }
 size_t TaskEngine::assigned_tasks() const { return impl_->assigned.load(); }
 size_t TaskEngine::active_tasks() const { return impl_->active.load(); }

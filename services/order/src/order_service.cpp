@@ -221,14 +221,21 @@ class OrderService final : public runtime::Service {
     // request goes to it through Kafka.
     const std::string routing = RoutingKey(request);
     if (!routing.empty()) {
-      if (!QueueOf(TaskOfKey(routing)).TryPush(request)) Forward(std::move(request));
+      if (QueueOf(TaskOfKey(routing)).TryPush(request)) {
+        WakeTasks();
+      } else {
+        Forward(std::move(request));
+      }
       return;
     }
     // Any partition will do: one of this instance's, else any through Kafka.
     const auto n = static_cast<uint64_t>(std::max(partitions(), 1));
     const uint64_t first = next_task_.fetch_add(1);
     for (uint64_t i = 0; i < n; ++i) {
-      if (QueueOf(static_cast<int32_t>((first + i) % n)).TryPush(request)) return;
+      if (QueueOf(static_cast<int32_t>((first + i) % n)).TryPush(request)) {
+        WakeTasks();
+        return;
+      }
     }
     Forward(std::move(request));
   }

@@ -131,6 +131,10 @@ bool Service::Ready() const {
 
 size_t Service::AssignedTasks() const { return engine_ ? engine_->assigned_tasks() : 0; }
 
+void Service::WakeTasks() {
+  if (engine_) engine_->Wake();
+}
+
 core::Status Service::CheckCoPartitioned() {
   std::vector<std::string> names = InputTopics();
   for (const auto& c : Changelogs()) names.push_back(c.topic);

@@ -206,6 +206,7 @@ class WarehouseService final : public runtime::Participant {
     // A task of this instance records the restocks (one record per item,
     // keyed by it); each item's owner applies its own, whichever instance runs it.
     auto future = restocks_.Push(std::move(restocks));
+    WakeTasks();
     if (future.wait_for(kRestockTimeout) != std::future_status::ready) {
       return HttpResponse::Error(503, "the restock was not recorded within 10 s (Kafka is unavailable or this "
                                       "instance owns no partition yet) and may still be applied later: check "
@@ -233,6 +234,7 @@ class WarehouseService final : public runtime::Participant {
     if (!plan.conflict.empty()) return HttpResponse::Error(422, plan.conflict);
     if (!plan.to_send.empty()) {
       auto future = restocks_.Push(std::move(plan.to_send));
+      WakeTasks();
       if (future.wait_until(deadline) != std::future_status::ready) {
         return HttpResponse::Error(503, "the restock was not recorded within 10 s (Kafka is unavailable or this "
                                         "instance owns no partition yet) and may still be applied later" + retry);

@@ -346,5 +346,43 @@ TEST_F(TaskEngineTest, ASharedProducerFencedOnceIsReopenedAndFencedTwiceStopsThe
   EXPECT_EQ(Out(), (std::vector<std::string>{"t0:a", "t1:b"}));
 }
 
+// A handler that waits long for input still sees work handed to it from
+// outside Kafka at once when woken (an HTTP request in the order service).
+class SlowIdleHandler final : public CopyHandler {
+ public:
+  using CopyHandler::CopyHandler;
+  void OnIdle(TxContext&) override { ++idles; }
+  std::chrono::milliseconds IdleInterval() const override { return std::chrono::milliseconds(60'000); }
+  static inline std::atomic<int> idles{0};
+};
+
+TEST_F(TaskEngineTest, WakeRunsEveryTasksIdleWorkWithoutWaitingForItsIdleInterval) {
+  for (auto mode : {Mode::kTaskProducers, Mode::kSharedProducer}) {
+    TaskEngineOptions o;
+    o.consumer_factory = kafka_.Consumers();
+    o.producer_factory = kafka_.Producers();
+    o.group_id = "group";
+    o.transactional_id_prefix = mode == Mode::kSharedProducer ? "wake-shared" : "wake-tasks";
+    o.input_topics = {"in"};
+    o.service = "test";
+    o.shared_producer = mode == Mode::kSharedProducer;
+    TaskEngine engine(o, [this](int32_t task) { return std::make_unique<SlowIdleHandler>(task, shared_); }, metrics_);
+    std::thread loop([&] { (void)engine.Run(); });
+    kafka_.Assign({{"in", 0}, {"in", 1}});
+    const bool active = WaitFor([&] { return engine.active_tasks() == 2; }, 5s);
+    EXPECT_TRUE(active);
+    // Each task's loop now waits up to a minute for input before its OnIdle.
+    std::this_thread::sleep_for(50ms);
+    const int before = SlowIdleHandler::idles.load();
+    engine.Wake();
+    EXPECT_TRUE(active && WaitFor([&] { return SlowIdleHandler::idles.load() >= before + 2; }, 30s))
+        << "woken tasks kept waiting for input";
+    engine.Stop();
+    loop.join();
+    kafka_.Revoke({{"in", 0}, {"in", 1}});
+    SlowIdleHandler::idles = 0;
+  }
+}
+
 }  // namespace
 }  // namespace sagaflow::core

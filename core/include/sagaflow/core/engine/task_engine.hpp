@@ -116,6 +116,10 @@ class TaskEngine {
   /// it returns. Every task is stopped and joined before it returns.
   Status Run();
   void Stop();
+  /// Any thread: every task's loop goes round at once instead of waiting up
+  /// to its handler's IdleInterval for input, so that OnIdle picks up work
+  /// handed to the handler from outside Kafka (e.g. an HTTP request).
+  void Wake();
   /// True while the consumer loop runs.
   bool running() const;
   /// Tasks assigned to this instance, and those of them restored and processing.

@@ -107,6 +107,9 @@ class Service {
   bool Ready() const;
   /// Tasks the group assigned to this instance (0 before Start and after Stop).
   size_t AssignedTasks() const;
+  /// Any thread: the tasks look at their local queues now (OnIdle) rather than
+  /// after their idle interval; call after handing a task work from HTTP.
+  void WakeTasks();
 
   const std::string& name() const { return name_; }
   int http_port() const { return http_.port(); }
