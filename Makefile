@@ -66,14 +66,14 @@ test: build kafka-fetch ## run unit, integration and crash tests (the tests star
 test-unit: build ## run the unit tests only (no broker)
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -L unit
 
-test-asan: deps ## unit tests built with ASan + UBSan (gcc) in build-asan/
+test-asan: deps ## unit tests built with ASan + UBSan (gcc) in build-asan/, one process per core
 	@if [[ ! -f $(ASAN_BUILD_DIR)/CMakeCache.txt ]]; then \
 	  echo "CC=gcc CXX=g++ cmake -S . -B $(ASAN_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSAGAFLOW_SANITIZE=ON -DSAGAFLOW_BUILD_BENCH=OFF"; \
 	  CC=gcc CXX=g++ cmake -S . -B $(ASAN_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSAGAFLOW_SANITIZE=ON -DSAGAFLOW_BUILD_BENCH=OFF; \
 	fi
 	cmake --build $(ASAN_BUILD_DIR) --target unit_tests
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --test-dir $(ASAN_BUILD_DIR) --output-on-failure -L unit --no-tests=error
+	  ctest --test-dir $(ASAN_BUILD_DIR) --output-on-failure -L unit --no-tests=error -j $$(nproc)
 
 fuzz: deps ## build the libFuzzer targets (clang) and run each for FUZZ_SECONDS (default 15)
 	tests/fuzz/run --build-dir $(FUZZ_BUILD_DIR) --seconds $(FUZZ_SECONDS)
