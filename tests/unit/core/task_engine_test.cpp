@@ -195,7 +195,9 @@ TEST_F(TaskEngineTest, RunsATaskPerPartitionPausedUntilItsStateIsRestored) {
 }
 
 TEST_F(TaskEngineTest, ARevokedPartitionsTaskIsDroppedAndTheOthersGoOn) {
-  RevokeOneOfTwoPartitionsThenAssignItBack(Mode::kTaskProducers, /*handlers_dropped=*/1);
+  ASSERT_NO_FATAL_FAILURE(RevokeOneOfTwoPartitionsThenAssignItBack(Mode::kTaskProducers, /*handlers_dropped=*/1));
+  EXPECT_TRUE(WaitFor([&] { return engine_->active_tasks() == 2 && engine_->assigned_tasks() == 2; }, 5s));
+  EXPECT_EQ(kafka_.OpenedProducers().size(), 3u) << "p0, p1, and p1 again after it came back";
 }
 
 TEST_F(TaskEngineTest, AFailedCommitIsAbortedAndOnlyThatTasksInputComesAgain) {
@@ -298,7 +300,7 @@ TEST_F(TaskEngineTest, WithASharedProducerEachTaskLearnsWhereItsOwnRecordsLanded
 
 // The task of both partitions stops (both handlers dropped) and starts over with the one kept.
 TEST_F(TaskEngineTest, ASharedProducerThatKeepsSomePartitionsAfterARevocationGoesOnWithThem) {
-  RevokeOneOfTwoPartitionsThenAssignItBack(Mode::kSharedProducer, /*handlers_dropped=*/2);
+  ASSERT_NO_FATAL_FAILURE(RevokeOneOfTwoPartitionsThenAssignItBack(Mode::kSharedProducer, /*handlers_dropped=*/2));
   EXPECT_TRUE(WaitFor([&] { return engine_->active_tasks() == 2 && engine_->assigned_tasks() == 2; }, 5s));
 }
 
