@@ -135,8 +135,15 @@ class Task final : public RecordSource {
 struct TaskEngine::Impl {
   Impl(TaskEngineOptions o, Factory f, Metrics& m) : options(std::move(o)), factory(std::move(f)), metrics(m) {}
 
-  int32_t TaskOf(int32_t partition) const {
-    return options.single_task || options.shared_producer ? kAllPartitions : partition;
+  // One processor and producer, named after the instance, for all the instance's partitions.
+  bool OneTaskForAll() const { return options.single_task || options.shared_producer; }
+
+  int32_t TaskOf(int32_t partition) const { return OneTaskForAll() ? kAllPartitions : partition; }
+
+  // Drops a stopped task (Wake may be reading the map from another thread).
+  void EraseTask(std::map<int32_t, std::unique_ptr<Task>>::iterator it) {
+    std::lock_guard lock(tasks_mu);
+    tasks.erase(it);
   }
 
   // Rebalance: called inside consumer->Poll on the consumer thread.
@@ -151,10 +158,7 @@ struct TaskEngine::Impl {
         // this does not happen with the engine's own consumer.)
         StopTask(*it->second);
         parts.insert(parts.end(), it->second->partitions.begin(), it->second->partitions.end());
-        {
-          std::lock_guard lock(tasks_mu);
-          tasks.erase(it);
-        }
+        EraseTask(it);
         Replace(id, std::move(parts), /*owned_before=*/true);
         continue;
       }
@@ -201,10 +205,7 @@ struct TaskEngine::Impl {
       for (const auto& tp : it->second->partitions) {
         if (!gone.contains(tp)) kept.push_back(tp);
       }
-      {
-        std::lock_guard lock(tasks_mu);
-        tasks.erase(it);
-      }
+      EraseTask(it);
       if (!kept.empty()) Replace(id, std::move(kept), /*owned_before=*/true);
     }
     metrics.Set("tasks_assigned", static_cast<double>(Units(false)));
@@ -232,7 +233,7 @@ struct TaskEngine::Impl {
     po.commit_interval = options.commit_interval;
     po.service = options.service + " task " + task.name;
     // The transactional id names the instance, not a task another instance may take over.
-    po.reopen_when_fenced = options.single_task || options.shared_producer;
+    po.reopen_when_fenced = OneTaskForAll();
     if (po.reopen_when_fenced && !po.kafka.overrides.contains("transaction.timeout.ms")) {
       // A transaction the instance left open when it died holds its partitions (their committed
       // offsets and read_committed changelogs) for this long, unless the instance comes back: it is
