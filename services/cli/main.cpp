@@ -75,7 +75,8 @@ void AddCommon(CLI::App* app, Common& c, int default_port, const std::string& ro
       ->capture_default_str();
   app->add_option("--topic-prefix", c.service.topic_prefix,
                   "Prefix of every topic, group and transactional id (isolates systems sharing a broker)");
-  app->add_option("--instance-id", c.service.instance_id, "Instance id, unique among running instances of this role (it names the instance's "
+  app->add_option("--instance-id", c.service.instance_id,
+                  "Instance id, unique among running instances of this role (it names the instance's "
                   "transactional producer)")
       ->capture_default_str();
   app->add_option("--partitions", c.service.partitions, "Partitions of topics this service creates")

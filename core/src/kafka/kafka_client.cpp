@@ -313,10 +313,11 @@ std::vector<TopicPartition> FromNative(const std::vector<RdKafka::TopicPartition
 // moving coordinator is retried until it answers.
 //
 // A lookup can also wait on a transaction the partition's previous owner left open (kill -9):
-// read_committed offsets are not given out until it ends, and it ends when this instance's task
-// fences the old producer, which happens only after this callback. Such a lookup is not waited
-// for: after a short timeout the partitions are assigned without offsets and librdkafka's own
-// lookup, which waits for the transaction, takes over.
+// read_committed offsets are not given out until it ends, and it ends only after this callback
+// (when a task's producer fences the old one, or when the broker aborts it after
+// transaction.timeout.ms). Such a lookup is not waited for: after a short timeout the partitions
+// are assigned without offsets and librdkafka's own lookup, which waits for the transaction,
+// takes over.
 constexpr auto kCommittedLookupDeadline = std::chrono::seconds(60);
 constexpr int kCommittedLookupTimeoutMs = 1500;
 
