@@ -115,6 +115,22 @@ Status Processor::RecreateProducer() {
   return Error{Errc::kUnavailable, "stopped while reconnecting"};
 }
 
+bool Processor::MayReopen() {
+  const auto now = Clock::now();
+  if (!options_.reopen_when_fenced) return false;
+  if (last_reopened_ != Clock::time_point{} && now - last_reopened_ <= kRefenceWindow) return false;
+  last_reopened_ = now;
+  return true;
+}
+
+Error Processor::FencedForGood(Error error) const {
+  if (options_.reopen_when_fenced) {
+    error.message += "; fenced twice within a minute: another process uses the transactional id " +
+                     options_.transactional_id + " (give every instance its own --instance-id)";
+  }
+  return error;
+}
+
 Status Processor::Recover(const Error& error) {
   metrics_.Add("transactions_aborted_total");
   Log()->warn("{}: aborting the current batch: {}", options_.service, error.message);
@@ -123,7 +139,9 @@ Status Processor::Recover(const Error& error) {
     auto s = producer_->Abort();
     if (!s.ok()) {
       Log()->warn("{}: abort failed: {}", options_.service, s.error().message);
-      if (s.error().code == Errc::kFenced) return s;
+      // Fenced while aborting: the broker aborted the transaction itself (it outlived
+      // transaction.timeout.ms, e.g. while its coordinator moved) or another producer took the id.
+      if (s.error().code == Errc::kFenced && !MayReopen()) return FencedForGood(s.error());
       recreate = true;
     }
   }
@@ -232,19 +250,11 @@ Status Processor::Run() {
     }
     auto error = s.error();
     if (error.code == Errc::kFenced) {
-      const auto now = Clock::now();
-      const bool reopen = options_.reopen_when_fenced &&
-                          (last_reopened_ == Clock::time_point{} || now - last_reopened_ > kRefenceWindow);
-      if (!reopen) {
-        Log()->error("{}: {}{}", options_.service, error.message,
-                     options_.reopen_when_fenced ? "; fenced twice within a minute: another process uses the "
-                                                   "transactional id " + options_.transactional_id +
-                                                       " (give every instance its own --instance-id)"
-                                                 : "");
-        result = s;
+      if (!MayReopen()) {
+        result = FencedForGood(error);
+        Log()->error("{}: {}", options_.service, result.error().message);
         break;
       }
-      last_reopened_ = now;
       error.code = Errc::kInternal;  // Recover opens a new producer
     }
     auto r = Recover(error);

@@ -136,6 +136,11 @@ class Processor {
   Status RunIteration();
   Status Recover(const Error& error);
   Status RecreateProducer();
+  /// After a fencing: whether a new producer may take over (reopen_when_fenced,
+  /// and not fenced before within a minute); records the reopening.
+  bool MayReopen();
+  /// The error that ends Run after a fencing that may not be reopened.
+  Error FencedForGood(Error error) const;
 
   ProcessorOptions options_;
   ProcessorHandler& handler_;
