@@ -106,14 +106,11 @@ class FakeProducer final : public kafka::TransactionalProducer {
   }
   core::Result<std::vector<kafka::Delivered>> Commit() override {
     std::lock_guard lock(k_.mu_);
-    const auto up_to = k_.fenced_up_to_.find(id_);
-    if (k_.fenced_.contains(id_) || (up_to != k_.fenced_up_to_.end() && serial_ < up_to->second)) {
-      return core::Error{core::Errc::kFenced, id_ + " is fenced"};
-    }
     if (k_.fail_commits_ > 0) {
       --k_.fail_commits_;
       return core::Error{core::Errc::kAbortRequired, "commit failed on purpose"};
     }
+    if (Fenced()) return core::Error{core::Errc::kFenced, id_ + " is fenced"};
     std::vector<kafka::Delivered> delivered;
     for (auto& [topic, value] : outputs_) {
       delivered.push_back({topic, 0, static_cast<int64_t>(k_.committed_outputs_.size())});
@@ -125,11 +122,17 @@ class FakeProducer final : public kafka::TransactionalProducer {
   }
   core::Status Abort() override {
     Clear();
+    std::lock_guard lock(k_.mu_);
+    if (Fenced()) return core::Error{core::Errc::kFenced, id_ + " is fenced"};
     return core::Status::Ok();
   }
   bool InTransaction() const override { return in_txn_; }
 
  private:
+  bool Fenced() const {  // k_.mu_ held
+    const auto up_to = k_.fenced_up_to_.find(id_);
+    return k_.fenced_.contains(id_) || (up_to != k_.fenced_up_to_.end() && serial_ < up_to->second);
+  }
   void Clear() {
     outputs_.clear();
     offsets_.clear();

@@ -386,5 +386,23 @@ TEST_F(TaskEngineTest, WakeRunsEveryTasksIdleWorkWithoutWaitingForItsIdleInterva
   }
 }
 
+// A commit that fails and whose abort is then refused as fenced (the broker
+// aborted the transaction itself while its coordinator moved): the instance's
+// producer is reopened as after a fenced commit, not given up.
+TEST_F(TaskEngineTest, ASharedProducerFencedWhileAbortingIsReopened) {
+  Start(Mode::kSharedProducer);
+  kafka_.Assign({{"in", 0}});
+  kafka_.Append("in", 0, "a");
+  ASSERT_TRUE(WaitFor([&] { return Out().size() == 1; }, 5s));
+
+  kafka_.FailNextCommits(1);
+  kafka_.FenceOpened("svc-all");
+  kafka_.Append("in", 0, "b");
+  ASSERT_TRUE(WaitFor([&] { return Out().size() == 2; }, 5s)) << "the engine gave up instead of reopening";
+  EXPECT_EQ(Out(), (std::vector<std::string>{"t0:a", "t0:b"}));
+  EXPECT_EQ(kafka_.OpenedProducers().size(), 2u);
+  EXPECT_TRUE(engine_->running());
+}
+
 }  // namespace
 }  // namespace sagaflow::core
