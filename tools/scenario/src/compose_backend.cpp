@@ -52,7 +52,9 @@ class ComposeBackend final : public Backend {
     }
     if (!up_) {
       up_ = true;  // from now on Shutdown runs 'down'
-      if (auto s = Script({"up"}, 1800s); !s.ok()) return s;
+      // From empty volumes: what an earlier stack left (a broker with its transactions, the
+      // services' state, stock counts) is not this run's and must not decide its outcome.
+      if (auto s = Script({"up", "--fresh"}, 1800s); !s.ok()) return s;
       // The broker requires SASL: the runner's own clients read the topics as the admin.
       if (!o_.admin_credentials_file.empty()) {
         auto admin = kafka::LoadKafkaProperties(o_.admin_credentials_file);
