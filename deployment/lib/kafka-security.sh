@@ -34,7 +34,8 @@ KAFKA_SCRAM_MECHANISM=SCRAM-SHA-512
 KAFKA_CLIENT_MECHANISM=PLAIN
 KAFKA_ADMIN_USER=admin
 CREDENTIALS_DIR=$SAGAFLOW_VAR/credentials
-# The users the broker has been given (one name a line), so each is added once.
+# The SCRAM users the broker has been given, one "name fingerprint" a line
+# (the fingerprint: SHA-256 of name:password), so each is set once per password.
 KAFKA_USERS_FILE=$KAFKA_HOME/scram-users
 
 # The principals: the admin (topics, ACLs, replay and dlq tools) and one per service.
@@ -52,14 +53,11 @@ ensure_credentials() {
   [[ $KAFKA_SECURITY == sasl ]] || return 0
   mkdir -p "$CREDENTIALS_DIR"
   chmod 700 "$CREDENTIALS_DIR"
-  local principal file password users
+  local principal file password
   while read -r principal; do
     file=$(credentials_file "$principal")
+    # A new password reaches a broker that knows the user through security_sync_users.
     [[ -s $file ]] && continue
-    # A new password: the broker and the cluster must be given it even if they know the user.
-    for users in "$KAFKA_HOME/scram-users" "$KAFKA_HOME/node-1/scram-users"; do
-      if [[ -f $users ]]; then sed -i "/^${principal}\$/d" "$users"; fi
-    done
     password=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
     (
       umask 077
@@ -126,10 +124,20 @@ security_format_args() {
   done < <(kafka_principals)
 }
 
-# security_record_users: notes that the storage just formatted has every principal.
+# user_record PRINCIPAL: its line in $KAFKA_USERS_FILE for its current password.
+user_record() {
+  local fingerprint
+  fingerprint=$(printf '%s:%s' "$1" "$(principal_password "$1")" | sha256sum)
+  printf '%s %s\n' "$1" "${fingerprint%% *}"
+}
+
+# security_record_users: notes that the storage just formatted has every
+# principal, with its current password.
 security_record_users() {
   [[ $KAFKA_SECURITY == sasl ]] || return 0
-  kafka_principals >"$KAFKA_USERS_FILE"
+  local principal
+  while read -r principal; do user_record "$principal"; done < <(kafka_principals) >"$KAFKA_USERS_FILE"
+  chmod 600 "$KAFKA_USERS_FILE"
 }
 
 # admin_java_properties: writes the Java client properties of the admin
@@ -161,29 +169,42 @@ security_apply_acls() {
   say "$(grep -m1 '^CreateAcls:' "$log" | sed 's/^CreateAcls: //')"
 }
 
-# security_add_missing_users: on a running broker, adds the principals its
-# storage was not formatted with (a storage from before, or a new service),
-# as the admin with SASL/PLAIN (which needs no SCRAM user).
-security_add_missing_users() {
+# security_sync_users: on a running broker, sets the SCRAM credential of each
+# principal its storage does not have with the password of its credentials
+# file: a principal the storage was not formatted with (a storage from before
+# SASL, a new service), or one whose password changed since (credentials made
+# again while the broker's data was kept, e.g. a fresh clone next to an old
+# Compose volume). The admin's matters most: the brokers authenticate to each
+# other with it, and with a stale one they cannot write transaction markers,
+# so every transaction would stay open. As the admin with SASL/PLAIN (which
+# needs no SCRAM user).
+security_sync_users() {
   [[ $KAFKA_SECURITY == sasl ]] || return 0
   touch "$KAFKA_USERS_FILE"
-  local principal missing=()
+  chmod 600 "$KAFKA_USERS_FILE"
+  local principal record stale=()
   while read -r principal; do
-    grep -qxF "$principal" "$KAFKA_USERS_FILE" || missing+=("$principal")
+    record=$(user_record "$principal")
+    grep -qxF "$record" "$KAFKA_USERS_FILE" || stale+=("$principal")
   done < <(kafka_principals)
-  ((${#missing[@]})) || return 0
+  ((${#stale[@]})) || return 0
   local config
   config=$(admin_java_properties)
-  for principal in "${missing[@]}"; do
-    say "adding the SCRAM user '$principal' to the broker"
+  for principal in "${stale[@]}"; do
+    if grep -q "^$principal " "$KAFKA_USERS_FILE" || grep -qxF "$principal" "$KAFKA_USERS_FILE"; then
+      say "setting the SCRAM user '$principal' to the password of its credentials file (it changed since the broker had it)"
+    else
+      say "adding the SCRAM user '$principal' to the broker"
+    fi
     if ! java -Xmx128m -Dlog4j2.configurationFile="$DEPLOY_DIR/kafka/log4j2.yaml" -cp "$KAFKA_LIBS/*" kafka.admin.ConfigCommand \
       --bootstrap-server "$KAFKA_HOST:$KAFKA_PORT" --command-config "$config" \
       --alter --entity-type users --entity-name "$principal" \
       --add-config "$KAFKA_SCRAM_MECHANISM=[password=$(principal_password "$principal")]" \
       >>"$VAR_LOG/kafka-users.log" 2>&1; then
       show_log_tail "$VAR_LOG/kafka-users.log"
-      die "could not add the SCRAM user '$principal'"
+      die "could not set the SCRAM user '$principal'"
     fi
-    printf '%s\n' "$principal" >>"$KAFKA_USERS_FILE"
+    sed -i -e "/^$principal\( \|\$\)/d" "$KAFKA_USERS_FILE"
+    user_record "$principal" >>"$KAFKA_USERS_FILE"
   done
 }

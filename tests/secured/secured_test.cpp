@@ -222,5 +222,54 @@ TEST_F(SecuredBroker, ServicesRunWithTheirCredentialsAndStrangersAreRefused) {
   }
 }
 
+// Credentials files with other passwords than the broker's storage was given, and nothing else
+// changed: what a fresh clone next to an old Compose volume looks like (the clone makes new files
+// on the host; the broker's record of its users lives in the volume). The storage's SCRAM users
+// have the old passwords, among them the admin's, with which the broker authenticates to itself
+// to write transaction markers. Its start must set the new ones, or every transaction stays
+// open: a commit returns but read_committed readers never see it.
+TEST_F(SecuredBroker, TransactionsCompleteAfterTheCredentialsChangeOverKeptData) {
+  std::string out;
+  broker_started_ = true;
+  ASSERT_EQ(Script("kafka/broker", {"start"}, 180s, &out), 0) << out;
+  ASSERT_EQ(Script("kafka/broker", {"stop"}, 120s, &out), 0) << out;
+  for (const char* principal : {"admin", "order", "orchestrator", "warehouse", "payment", "notification"}) {
+    auto props = kafka::LoadKafkaProperties(Credentials(principal));
+    ASSERT_TRUE(props.ok()) << props.error().message;
+    std::ofstream file(Credentials(principal), std::ios::trunc);
+    for (auto& [key, value] : props.value()) {
+      file << key << "=" << (key == "sasl.password" ? "changed-" + value : value) << "\n";
+    }
+  }
+  ASSERT_EQ(Script("kafka/broker", {"start"}, 180s, &out), 0)
+      << out << "\n--- broker log ---\n" << scenario::Tail((var_ / "log" / "kafka.log").string(), 40);
+  EXPECT_NE(out.find("setting the SCRAM user 'admin'"), std::string::npos) << out;
+
+  const auto admin = ConfigOf("admin");
+  const std::string topic = "credentials-changed";
+  ASSERT_TRUE(kafka::CreateTopics(admin, {{topic, 1, false, false}}, 30s).ok());
+  auto producer = kafka::TransactionalProducer::Open(admin, "credentials-changed-tx", 30s);
+  ASSERT_TRUE(producer.ok()) << producer.error().message;
+  std::vector<std::string> seen;
+  for (const std::string value : {"first", "second"}) {
+    auto& p = *producer.value();
+    ASSERT_TRUE(p.Begin().ok());
+    ASSERT_TRUE(p.Produce(topic, value, value).ok());
+    auto committed = p.Commit();
+    ASSERT_TRUE(committed.ok()) << value << ": " << committed.error().message;
+    // Visible to read_committed readers once the broker wrote the transaction's marker.
+    EXPECT_TRUE(testing::WaitFor(
+        [&] {
+          seen.clear();
+          auto end = kafka::ReadToEnd(admin, topic, {}, [&](const kafka::Record& r) { seen.push_back(r.value); });
+          return end.ok() && !seen.empty() && seen.back() == value;
+        },
+        30s))
+        << value << " never became visible to read_committed readers; read: " << seen.size() << " record(s)";
+    if (HasFailure()) return;
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"first", "second"}));
+}
+
 }  // namespace
 }  // namespace sagaflow
