@@ -191,8 +191,10 @@ security_sync_users() {
   local config
   config=$(admin_java_properties)
   for principal in "${stale[@]}"; do
-    if grep -q "^$principal " "$KAFKA_USERS_FILE" || grep -qxF "$principal" "$KAFKA_USERS_FILE"; then
+    if grep -q "^$principal " "$KAFKA_USERS_FILE"; then
       say "setting the SCRAM user '$principal' to the password of its credentials file (it changed since the broker had it)"
+    elif grep -qxF "$principal" "$KAFKA_USERS_FILE"; then
+      say "setting the SCRAM user '$principal' to the password of its credentials file (recorded before passwords were)"
     else
       say "adding the SCRAM user '$principal' to the broker"
     fi
