@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "sagaflow/runtime/http_client.hpp"
+#include "sagaflow/runtime/order_json.hpp"
 #include "support/test_system.hpp"
 
 namespace sagaflow::testing {
@@ -109,8 +110,14 @@ TEST_F(LongPoll, TheEventStreamAnnouncesEachFinalStatus) {
   ASSERT_TRUE(seen.is_object());
   EXPECT_EQ(seen["order_id"], id);
   EXPECT_EQ(seen["status"], 3);
-  EXPECT_GT(seen.value("accepted_at_ms", int64_t{0}), 0) << seen.dump();
-  EXPECT_GT(seen.value("finished_at_ms", int64_t{0}), 0) << seen.dump();
+  // The event's times are the order's own: what GET /orders/{id} answers once it ended.
+  ASSERT_TRUE(seen["accepted_at_ms"].is_number_integer()) << seen.dump();
+  ASSERT_TRUE(seen["finished_at_ms"].is_number_integer()) << seen.dump();
+  const auto order = system_->WaitForFinal(id);
+  EXPECT_EQ(order.value("accepted_at", ""), runtime::FormatTime(seen["accepted_at_ms"].get<int64_t>()))
+      << seen.dump() << " vs " << order.dump();
+  EXPECT_EQ(order.value("finished_at", ""), runtime::FormatTime(seen["finished_at_ms"].get<int64_t>()))
+      << seen.dump() << " vs " << order.dump();
 }
 
 }  // namespace
