@@ -10,11 +10,14 @@ SHELL := /bin/bash
 
 BUILD_DIR := build
 BUILD_TYPE := RelWithDebInfo
-# The sanitizer build of the unit tests (gcc, ASan + UBSan) and the fuzz build (clang, libFuzzer).
+# The one sanitizer build (clang, ASan + UBSan, libFuzzer coverage; tests/sanitize-build):
+# the unit tests of make test-asan and the fuzz targets of make fuzz.
 ASAN_BUILD_DIR := build-asan
-FUZZ_BUILD_DIR := build-fuzz
-# Seconds each fuzz target runs (4 targets: a minute in all).
+# Seconds each fuzz target runs (4 targets, one per core at once).
 FUZZ_SECONDS ?= 15
+# Tests ctest runs at once in make test: the integration tests share the broker
+# but nothing else; the crash, secured and scenario tests always run alone.
+TEST_JOBS ?= 3
 # The failure scenarios 'make scenarios' runs, and extra options for the runner
 # (e.g. SCENARIO_ARGS='--kafka-port 19700 --http-port-base 18700 --json').
 SCENARIOS ?= $(sort $(wildcard deployment/scenarios/*.yaml))
@@ -31,6 +34,8 @@ SCENARIOS_COMPOSE_CI := $(addprefix deployment/scenarios/,reference-all-ok.yaml 
 SCENARIOS_MULTI := $(addprefix deployment/scenarios/,three-broker-node-lost.yaml instances-rebalance.yaml)
 SCENARIOS_COMPOSE ?= $(filter-out $(SCENARIOS_MULTI),$(SCENARIOS))
 SCENARIO_ARGS ?=
+# Scenarios the local targets run at once, each with its own broker (sagaflow scenario run --jobs).
+SCENARIO_JOBS ?= 2
 
 .PHONY: help deps configure build kafka-fetch test test-unit test-asan fuzz up up-detached down check clean \
         scenarios scenarios-ci scenarios-compose scenarios-compose-ci
@@ -61,22 +66,18 @@ kafka-fetch: deps
 	deployment/kafka/fetch
 
 test: build kafka-fetch ## run unit, integration and crash tests (the tests start and stop Kafka themselves)
-	ctest --test-dir $(BUILD_DIR) --output-on-failure -L 'unit|integration|crash' --no-tests=error
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -L 'unit|integration|crash' --no-tests=error -j $(TEST_JOBS)
 
 test-unit: build ## run the unit tests only (no broker)
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -L unit
 
-test-asan: deps ## unit tests built with ASan + UBSan (gcc) in build-asan/, one process per core
-	@if [[ ! -f $(ASAN_BUILD_DIR)/CMakeCache.txt ]]; then \
-	  echo "CC=gcc CXX=g++ cmake -S . -B $(ASAN_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSAGAFLOW_SANITIZE=ON -DSAGAFLOW_BUILD_BENCH=OFF"; \
-	  CC=gcc CXX=g++ cmake -S . -B $(ASAN_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSAGAFLOW_SANITIZE=ON -DSAGAFLOW_BUILD_BENCH=OFF; \
-	fi
-	cmake --build $(ASAN_BUILD_DIR) --target unit_tests
+test-asan: deps ## unit tests built with ASan + UBSan (clang) in build-asan/, one process per core
+	tests/sanitize-build --build-dir $(ASAN_BUILD_DIR) unit_tests
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(ASAN_BUILD_DIR) --output-on-failure -L unit --no-tests=error -j $$(nproc)
 
-fuzz: deps ## build the libFuzzer targets (clang) and run each for FUZZ_SECONDS (default 15)
-	tests/fuzz/run --build-dir $(FUZZ_BUILD_DIR) --seconds $(FUZZ_SECONDS)
+fuzz: deps ## build the libFuzzer targets in build-asan/ and run each for FUZZ_SECONDS (default 15), one per core
+	tests/fuzz/run --build-dir $(ASAN_BUILD_DIR) --seconds $(FUZZ_SECONDS)
 
 up: ## build and start broker + services, follow the logs; Ctrl+C stops all
 	deployment/up
@@ -92,11 +93,11 @@ check: deps ## end-to-end saga scenarios against the running system
 
 scenarios: configure kafka-fetch ## run the failure scenarios (deployment/scenarios/) on local processes of their own
 	cmake --build $(BUILD_DIR) --target sagaflow
-	$(BUILD_DIR)/bin/sagaflow scenario run $(SCENARIOS) $(SCENARIO_ARGS)
+	$(BUILD_DIR)/bin/sagaflow scenario run --jobs $(SCENARIO_JOBS) $(SCENARIOS) $(SCENARIO_ARGS)
 
 scenarios-ci: configure kafka-fetch ## a quicker subset of the failure scenarios (local processes)
 	cmake --build $(BUILD_DIR) --target sagaflow
-	$(BUILD_DIR)/bin/sagaflow scenario run $(SCENARIOS_CI) $(SCENARIO_ARGS)
+	$(BUILD_DIR)/bin/sagaflow scenario run --jobs $(SCENARIO_JOBS) $(SCENARIOS_CI) $(SCENARIO_ARGS)
 
 scenarios-compose: configure ## run the failure scenarios on the Docker Compose stack (deployment/docker/compose)
 	cmake --build $(BUILD_DIR) --target sagaflow
@@ -131,4 +132,4 @@ bench-replay: build ## sagaflow replay over 1,000,000 events read from Kafka (ne
 	$(BUILD_DIR)/bin/sagaflow_replay_bench --events 1000000 --brokers 127.0.0.1:9092
 
 clean: ## delete the build trees (runtime data: deployment/down --purge)
-	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR) $(FUZZ_BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR) build-fuzz

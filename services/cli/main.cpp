@@ -426,6 +426,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   scenario_run->add_flag("--json", scenario_o.json, "Print the results as JSON on stdout (progress goes to stderr)");
   scenario_run->add_flag("--keep", scenario_o.keep, "Keep every scenario's data and logs (kept anyway when it fails)");
+  scenario_run->add_option("--jobs", scenario_o.jobs,
+                           "local: scenarios run at once, each job with its own broker, ports (Kafka +10, HTTP +200 "
+                           "per job) and var directory (<var-dir>/job-J); lines carry the scenario's name")
+      ->check(CLI::Range(1, scenario::kMaxJobs))
+      ->capture_default_str();
   scenario_run->add_option("--repo", scenario_o.local.repo_root, "Repository root (default: found from the binary)");
   scenario_run->add_option("--var-dir", scenario_o.local.var_dir,
                            "local: runtime directory (default $SAGAFLOW_VAR/scenarios or <repo>/var/scenarios)");

@@ -484,6 +484,17 @@ class LocalBackend final : public Backend {
 
 }  // namespace
 
+LocalOptions LocalOptionsForJob(const LocalOptions& base, int job) {
+  LocalOptions o = base;
+  const int shift = std::max(job, 1) - 1;
+  if (shift == 0) return o;
+  o.kafka_port += 10 * shift;
+  o.kafka_controller_port += 10 * shift;
+  o.http_port_base += 200 * shift;
+  o.var_dir = (fs::path(base.var_dir) / ("job-" + std::to_string(job))).string();
+  return o;
+}
+
 std::unique_ptr<Backend> MakeLocalBackend(const LocalOptions& options) {
   return std::make_unique<LocalBackend>(options);
 }

@@ -44,10 +44,31 @@ std::string Fixed(double v, int digits = 1) {
   return buf;
 }
 
+/// Where the runs write: whole lines under one lock, each line tagged with
+/// its scenario's name when several scenarios run at once.
+class RunLog {
+ public:
+  RunLog(std::ostream& out, bool tagged) : out_(out), tagged_(tagged) {}
+  void Line(const std::string& scenario, const std::string& line) {
+    std::lock_guard lock(mu_);
+    if (tagged_) out_ << "[" << scenario << "] ";
+    out_ << line << std::endl;
+  }
+  void Block(const std::string& text) {
+    std::lock_guard lock(mu_);
+    out_ << text << std::endl;
+  }
+
+ private:
+  std::ostream& out_;
+  const bool tagged_;
+  std::mutex mu_;
+};
+
 /// Everything one scenario's run needs.
 class ScenarioRun {
  public:
-  ScenarioRun(const Scenario& scenario, Backend& backend, std::ostream& log)
+  ScenarioRun(const Scenario& scenario, Backend& backend, RunLog& log)
       : s_(scenario), backend_(backend), log_(log) {
     result_.name = scenario.name;
     result_.file = scenario.file;
@@ -93,7 +114,7 @@ class ScenarioRun {
   void Say(const std::string& line) {
     char prefix[32];
     std::snprintf(prefix, sizeof(prefix), "[%7.1f s] ", Seconds());
-    log_ << prefix << line << std::endl;
+    log_.Line(s_.name, prefix + line);
   }
   static std::string FirstLine(const std::string& text) {
     const auto nl = text.find('\n');
@@ -590,7 +611,7 @@ class ScenarioRun {
 
   const Scenario& s_;
   Backend& backend_;
-  std::ostream& log_;
+  RunLog& log_;
   ScenarioResult result_;
   Clock::time_point started_;
   Clock::time_point steps_started_;
@@ -680,16 +701,29 @@ int RunScenarios(const RunOptions& options, std::ostream& out, std::ostream& err
     return kExitBadInput;
   }
 
-  std::unique_ptr<Backend> backend;
-  if (options.backend == "local") {
-    backend = MakeLocalBackend(options.local);
-  } else if (options.backend == "compose") {
-    backend = MakeComposeBackend(options.compose);
-  } else if (options.backend == "attached") {
-    backend = MakeAttachedBackend(options.compose);
-  } else {
-    err << "sagaflow scenario run: unknown backend '" << options.backend << "' (local, compose or attached)\n";
+  if (options.jobs < 1 || options.jobs > kMaxJobs) {
+    err << "sagaflow scenario run: --jobs must be 1.." << kMaxJobs << ", not " << options.jobs << "\n";
     return kExitBadInput;
+  }
+  if (options.jobs > 1 && options.backend != "local") {
+    err << "sagaflow scenario run: --jobs " << options.jobs << " needs the local backend: the " << options.backend
+        << " backend has one system, so its scenarios run one after another\n";
+    return kExitBadInput;
+  }
+  // One backend per job, never more jobs than scenarios.
+  const int jobs = std::min<int>(options.jobs, static_cast<int>(scenarios.size()));
+  std::vector<std::unique_ptr<Backend>> backends;
+  for (int job = 1; job <= jobs; ++job) {
+    if (options.backend == "local") {
+      backends.push_back(MakeLocalBackend(LocalOptionsForJob(options.local, job)));
+    } else if (options.backend == "compose") {
+      backends.push_back(MakeComposeBackend(options.compose));
+    } else if (options.backend == "attached") {
+      backends.push_back(MakeAttachedBackend(options.compose));
+    } else {
+      err << "sagaflow scenario run: unknown backend '" << options.backend << "' (local, compose or attached)\n";
+      return kExitBadInput;
+    }
   }
 
   g_stop.store(false);
@@ -700,48 +734,98 @@ int RunScenarios(const RunOptions& options, std::ostream& out, std::ostream& err
   sigaction(SIGINT, &action, &old_int);
   sigaction(SIGTERM, &action, &old_term);
 
-  std::ostream& log = options.json ? err : out;
-  std::vector<ScenarioResult> results;
+  RunLog log(options.json ? err : out, jobs > 1);
+  std::vector<ScenarioResult> results(scenarios.size());
+  std::vector<char> ran(scenarios.size(), 0);
+  std::mutex results_mu;
+  std::atomic<size_t> next{0};
+  // Set when a run was interrupted: its load threads are left running, so the process must end with _Exit.
+  std::atomic<bool> abandoned{false};
   int rc = kExitPassed;
   const auto t0 = Clock::now();
-  if (auto st = backend->Prepare(); !st.ok()) {
-    err << "sagaflow scenario run: preparing the " << backend->Name() << " backend: " << st.error().message << "\n";
-    rc = kExitBadInput;
-  } else {
-    for (const auto& s : scenarios) {
-      if (g_stop.load()) break;
-      ScenarioRun run(s, *backend, log);
-      results.push_back(run.Run(options.keep));
-      log << FormatResult(results.back()) << std::endl;
-      if (g_stop.load()) {
-        // Interrupted: the services are stopped; stop the broker and end now,
-        // without waiting for the load threads to give up on their orders.
-        backend->Shutdown();
-        err << "sagaflow scenario run: interrupted; everything it started is stopped" << std::endl;
-        std::_Exit(kExitBadInput);
+
+  // A job runs the next scenario nobody has taken until none is left, on its
+  // own backend. It spawns (and so must outlive) that backend's processes:
+  // they get SIGKILL when the thread that started them ends.
+  auto job = [&](Backend& backend) {
+    while (!g_stop.load()) {
+      const size_t i = next.fetch_add(1);
+      if (i >= scenarios.size()) break;
+      auto run = std::make_unique<ScenarioRun>(scenarios[i], backend, log);
+      ScenarioResult result = run->Run(options.keep);
+      log.Block(FormatResult(result));
+      {
+        std::lock_guard lock(results_mu);
+        results[i] = std::move(result);
+        ran[i] = 1;
       }
-      if (!results.back().error.empty()) {
-        rc = kExitBadInput;
-      } else if (!results.back().passed() && rc == kExitPassed) {
-        rc = kExitCheckFailed;
+      if (g_stop.load()) {
+        // Interrupted: the services are stopped; stop the broker and let the
+        // process end without waiting for the load threads to give up on
+        // their orders (the run is left to _Exit).
+        backend.Shutdown();
+        run.release();
+        abandoned.store(true);
+        return;
       }
     }
+    backend.Shutdown();
+  };
+
+  bool prepared = true;
+  for (auto& backend : backends) {
+    if (auto st = backend->Prepare(); !st.ok()) {
+      err << "sagaflow scenario run: preparing the " << backend->Name() << " backend: " << st.error().message << "\n";
+      rc = kExitBadInput;
+      prepared = false;
+      break;
+    }
   }
-  backend->Shutdown();
+  if (prepared && jobs == 1) {
+    job(*backends.front());
+  } else if (prepared) {
+    log.Line("run", std::to_string(jobs) + " scenarios at once: job J has its broker on port " +
+                        std::to_string(options.local.kafka_port) + " + 10 (J - 1), its services on " +
+                        std::to_string(options.local.http_port_base) + " + 200 (J - 1) + 1..5, its data under " +
+                        options.local.var_dir + "/job-J (job 1: there)");
+    std::vector<std::thread> threads;
+    for (auto& backend : backends) threads.emplace_back(job, std::ref(*backend));
+    for (auto& t : threads) t.join();
+  }
+  for (auto& backend : backends) backend->Shutdown();
+  if (abandoned.load()) {
+    err << "sagaflow scenario run: interrupted; everything it started is stopped" << std::endl;
+    std::_Exit(kExitBadInput);
+  }
   sigaction(SIGINT, &old_int, nullptr);
   sigaction(SIGTERM, &old_term, nullptr);
 
+  // What ran, in file order.
+  std::vector<ScenarioResult> done;
+  for (size_t i = 0; i < scenarios.size(); ++i) {
+    if (!ran[i]) continue;
+    if (!results[i].error.empty()) {
+      rc = kExitBadInput;
+    } else if (!results[i].passed() && rc == kExitPassed) {
+      rc = kExitCheckFailed;
+    }
+    done.push_back(std::move(results[i]));
+  }
+  results = std::move(done);
   if (g_stop.load()) {
     err << "sagaflow scenario run: interrupted; everything it started is stopped\n";
     rc = kExitBadInput;
   }
   int passed = 0;
   for (const auto& r : results) passed += r.passed() ? 1 : 0;
-  log << "== " << passed << " of " << scenarios.size() << " scenario(s) passed in "
-      << Fixed(std::chrono::duration<double>(Clock::now() - t0).count()) << " s\n";
+  std::ostringstream summary;
+  summary << "== " << passed << " of " << scenarios.size() << " scenario(s) passed in "
+          << Fixed(std::chrono::duration<double>(Clock::now() - t0).count()) << " s"
+          << (jobs > 1 ? ", " + std::to_string(jobs) + " at once" : "");
   for (const auto& r : results) {
-    log << "   " << (r.passed() ? "pass  " : "FAIL  ") << r.name << " (" << Fixed(r.seconds) << " s)\n";
+    summary << "\n   " << (r.passed() ? "pass  " : "FAIL  ") << r.name << " (" << Fixed(r.seconds) << " s)";
   }
+  log.Block(summary.str());
   if (options.json) out << ResultsToJson(results) << "\n";
   return rc;
 }

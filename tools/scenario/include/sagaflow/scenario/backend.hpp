@@ -121,6 +121,13 @@ struct ComposeOptions {
   std::string admin_token_file;
 };
 
+/// The options of job `job` (1..N) of a run with several scenarios at once:
+/// job 1 has `base` unchanged; job J has the broker ports shifted by
+/// 10 (J - 1) (a three-node cluster uses 6 ports), the HTTP base by
+/// 200 (J - 1) (16 instances of 5 services fit in 160), and the var
+/// directory <var_dir>/job-J.
+LocalOptions LocalOptionsForJob(const LocalOptions& base, int job);
+
 std::unique_ptr<Backend> MakeLocalBackend(const LocalOptions& options);
 std::unique_ptr<Backend> MakeComposeBackend(const ComposeOptions& options);
 /// The running system at `options` (brokers, http_port_base, topic_prefix,

@@ -8,6 +8,11 @@
 /// (a step failed). SIGINT/SIGTERM stop the run; everything the backend
 /// started is stopped in every case.
 ///
+/// With `jobs` > 1 (local backend only) that many scenarios run at once, each
+/// job with a backend of its own (LocalOptionsForJob: its own broker, ports and
+/// var directory); every output line then carries its scenario's name, and
+/// the results are reported in file order.
+///
 /// Thread safety: one run per process (it installs signal handlers).
 
 #include <iosfwd>
@@ -33,7 +38,11 @@ struct RunOptions {
   bool json = false;
   /// Keep each scenario's data and logs even when it passed.
   bool keep = false;
+  /// Scenarios run at once (local backend only; 1..kMaxJobs).
+  int jobs = 1;
 };
+
+inline constexpr int kMaxJobs = 4;
 
 /// What happened in one scenario.
 struct ScenarioResult {
