@@ -386,6 +386,52 @@ class OrderService final : public runtime::Service {
     }
   }
 
+ public:
+  // An accepted order is answered once this instance's view holds it. The
+  // view reads committed records only, so by then the order is below its
+  // partition's last stable offset, and a read on any instance, which catches
+  // up to that offset on a miss, finds it. Answering as soon as the commit
+  // returns would not do: the broker writes a transaction's commit markers
+  // after commit_transaction has returned, and until then a reader's catch-up
+  // stops short of the order (read-your-writes broken for a moment). If the
+  // view does not get there within kReadCatchUp the answer goes anyway.
+  void AnswerWhenViewed(core::OrderId id, const runtime::HttpResponder& responder, const Accepted& answer) {
+    uint64_t ticket = 0;
+    {
+      std::lock_guard lock(unviewed_mu_);
+      ticket = ++next_unviewed_ticket_;
+      unviewed_[id].push_back({ticket, responder, answer});
+    }
+    // Registered first, looked up second: a record the view stores in between
+    // is either seen here or settled by OnViewApplied.
+    if (ReadOrder(id)) {
+      SettleViewed(id);
+      return;
+    }
+    responder.OnTimeout(kReadCatchUp, [this, id, ticket, answer] {
+      std::lock_guard lock(unviewed_mu_);
+      if (auto it = unviewed_.find(id); it != unviewed_.end()) {
+        std::erase_if(it->second, [ticket](const Unviewed& u) { return u.ticket == ticket; });
+        if (it->second.empty()) unviewed_.erase(it);
+      }
+      return AcceptedResponse(answer);
+    });
+  }
+
+ private:
+  // Sends the answers that waited for order `id` to reach the view.
+  void SettleViewed(core::OrderId id) {
+    std::vector<Unviewed> ready;
+    {
+      std::lock_guard lock(unviewed_mu_);
+      auto it = unviewed_.find(id);
+      if (it == unviewed_.end()) return;
+      ready = std::move(it->second);
+      unviewed_.erase(it);
+    }
+    for (const auto& u : ready) u.responder.Send(AcceptedResponse(u.answer));
+  }
+
   // ----------------------------------------------------------------- reads
 
   static bool IsFinal(core::OrderStatus s) { return s == core::OrderStatus::kOk || s == core::OrderStatus::kNotOk; }
@@ -477,6 +523,7 @@ class OrderService final : public runtime::Service {
       auto viewed = DecodeViewed(record.value);
       if (!viewed) continue;
       SettlePending(*viewed);
+      SettleViewed(viewed->record.order.order_id);
       if (IsFinal(viewed->record.status)) finished.push_back(std::move(viewed->record));
     }
     if (!finished.empty()) Announce(finished);
@@ -559,6 +606,15 @@ class OrderService final : public runtime::Service {
 
   std::mutex pending_mu_;
   std::map<std::string, std::shared_ptr<Pending>> pending_;  // by request message id
+  // Answers of committed orders waiting for the view (AnswerWhenViewed), by order id.
+  struct Unviewed {
+    uint64_t ticket;
+    runtime::HttpResponder responder;
+    Accepted answer;
+  };
+  std::mutex unviewed_mu_;
+  std::unordered_map<core::OrderId, std::vector<Unviewed>> unviewed_;
+  uint64_t next_unviewed_ticket_ = 0;
   std::mutex outbox_mu_;
   std::condition_variable outbox_cv_;
   std::deque<std::shared_ptr<Pending>> outbox_;
@@ -633,7 +689,11 @@ class OrderTask final : public runtime::ServiceTask {
 
   void OnCommittedHook(const std::vector<kafka::Delivered>&) override {
     for (auto& [item, result] : in_flight_) {
-      item.request.responder.Send(OrderService::AcceptedResponse(result));
+      if (result.status == 200 && result.order_id != 0) {
+        service_.AnswerWhenViewed(result.order_id, item.request.responder, result);
+      } else {
+        item.request.responder.Send(OrderService::AcceptedResponse(result));
+      }
       item.promise->set_value(result);
     }
     in_flight_.clear();

@@ -17,7 +17,11 @@
 /// to be fetched (milliseconds on a healthy cluster); it only moves forward.
 /// CatchUp() waits until it holds everything committed before the call: a
 /// read after CatchUp sees every write acknowledged before it (read-your-writes
-/// for a client that got its answer from any instance).
+/// for a client that got its answer from any instance), provided the writer
+/// acknowledges a write only once a view of its own holds it. "Committed"
+/// here is the partition's last stable offset, and the broker writes a
+/// transaction's commit markers after commit_transaction has returned: until
+/// then the offset stays short of that transaction's records.
 ///
 /// Lifecycle: construct, Start() (returns at once; the view fills in the
 /// background), read, Stop() (idempotent; the destructor calls it).
