@@ -52,7 +52,9 @@ TEST_F(BrokerTest, ReadCommittedSeesCommittedRecordsAndNeverAbortedOnes) {
 
   ASSERT_TRUE(p.Begin().ok());
   ASSERT_TRUE(p.Produce(topic_, "k4", "committed-3").ok());
-  ASSERT_TRUE(p.Commit().ok());
+  auto last = p.Commit();
+  ASSERT_TRUE(last.ok()) << last.error().message;
+  ASSERT_TRUE(sagaflow::testing::WaitVisible(config_, *last)) << "the commit's markers never became visible";
 
   EXPECT_EQ(ReadAll(), (std::vector<std::string>{"committed-1", "committed-2", "committed-3"}));
 }
@@ -64,6 +66,7 @@ TEST_F(BrokerTest, ReadToEndResumesFromAStoredOffset) {
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(producer.value()->Produce(topic_, "k", std::to_string(i)).ok());
   auto delivered = producer.value()->Commit();
   ASSERT_TRUE(delivered.ok());
+  ASSERT_TRUE(sagaflow::testing::WaitVisible(config_, *delivered)) << "the commit's markers never became visible";
 
   OffsetMap start{{{topic_, 0}, (*delivered)[3].offset}};
   std::vector<std::string> values;

@@ -39,6 +39,9 @@ class GlobalViewBroker : public ::testing::Test {
     } else {
       auto d = producer_->Commit();
       ASSERT_TRUE(d.ok()) << d.error().message;
+      // CatchUp promises what was committed before it, as readers see it:
+      // once the commit's markers are written.
+      ASSERT_TRUE(sagaflow::testing::WaitVisible(config_, *d)) << "the commit's markers never became visible";
     }
   }
 

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "sagaflow/core/kafka/kafka_client.hpp"
 
@@ -19,5 +20,13 @@ std::string UniquePrefix(const std::string& name);
 /// Polls `condition` every 20 ms until it holds or `timeout` passes; returns
 /// whether it held. Tests wait on conditions with a bounded deadline, never on sleeps.
 bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+
+/// Waits until read_committed readers can see the records a transaction
+/// committed (`delivered`, what Commit returned): the broker writes a
+/// transaction's commit markers after commit_transaction has returned, and
+/// until then a read to the end stops short of them. Returns whether they
+/// became visible within `timeout`.
+bool WaitVisible(const kafka::KafkaConfig& config, const std::vector<kafka::Delivered>& delivered,
+                 std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 }  // namespace sagaflow::testing
