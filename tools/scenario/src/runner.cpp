@@ -784,10 +784,14 @@ int RunScenarios(const RunOptions& options, std::ostream& out, std::ostream& err
   if (prepared && jobs == 1) {
     job(*backends.front());
   } else if (prepared) {
-    log.Line("run", std::to_string(jobs) + " scenarios at once: job J has its broker on port " +
-                        std::to_string(options.local.kafka_port) + " + 10 (J - 1), its services on " +
-                        std::to_string(options.local.http_port_base) + " + 200 (J - 1) + 1..5, its data under " +
-                        options.local.var_dir + "/job-J (job 1: there)");
+    // Where each job runs, as LocalOptionsForJob places it.
+    std::string where;
+    for (int j = 1; j <= jobs; ++j) {
+      const LocalOptions o = LocalOptionsForJob(options.local, j);
+      where += "; job " + std::to_string(j) + ": broker port " + std::to_string(o.kafka_port) + ", services " +
+               std::to_string(o.http_port_base) + " + 1..5, data " + o.var_dir;
+    }
+    log.Line("run", std::to_string(jobs) + " scenarios at once" + where);
     std::vector<std::thread> threads;
     for (auto& backend : backends) threads.emplace_back(job, std::ref(*backend));
     for (auto& t : threads) t.join();
