@@ -168,10 +168,14 @@ Status Processor::Recover(const Error& error) {
 Status Processor::RunIteration() {
   std::vector<kafka::Record> records;
   if (deferred_count_ < options_.max_deferred) {
+    // Behind twice in a row (a burst of a few records is not a backlog): let the
+    // batch fill until the commit interval since the last transaction is over.
+    const bool was_behind = behind_;
+    behind_ = source_.Queued() > 0;
+    const bool fill = behind_ && was_behind;
     records = source_.Poll(options_.max_batch, handler_.IdleInterval());
-    // Under load, let the batch fill until the commit interval since the last transaction is over.
     const auto due = last_commit_ + options_.commit_interval;
-    while (!records.empty() && records.size() < options_.max_batch && !stop_.load()) {
+    while (fill && !records.empty() && records.size() < options_.max_batch && !stop_.load()) {
       const auto now = Clock::now();
       if (now >= due) break;
       auto more = source_.Poll(options_.max_batch - records.size(),

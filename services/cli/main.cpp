@@ -85,8 +85,9 @@ void AddCommon(CLI::App* app, Common& c, int default_port, const std::string& ro
   app->add_flag("--sync-writes", c.service.sync_writes,
                 "fsync RocksDB's WAL on every commit (survive machine crashes, slower)");
   app->add_option("--commit-interval-ms", c.service.commit_interval_ms,
-                  "Least time between two transactions of one partition's task; input arriving meanwhile "
-                  "joins the batch (more throughput under load, more latency)")
+                  "When input keeps waiting (the service is behind), let a batch fill until this long after "
+                  "the previous transaction began: fewer, larger transactions under load. Input reaching an idle "
+                  "service is committed at once. 0: commit every batch as soon as it is handled")
       ->check(CLI::Range(0, 10000))
       ->capture_default_str();
   app->add_flag("--producer-per-task", c.service.producer_per_task,

@@ -59,6 +59,12 @@ class Task final : public RecordSource {
 
   kafka::GroupConsumer& consumer() override { return consumer_; }
 
+  // ---- any thread ----
+  size_t Queued() const override {
+    std::lock_guard lock(mu_);
+    return queue_.size();
+  }
+
   // ---- on the consumer thread ----
   void Push(kafka::Record record) {
     std::lock_guard lock(mu_);
@@ -66,10 +72,6 @@ class Task final : public RecordSource {
     if (rewind_requested_ || closed_) return;
     queue_.push_back(std::move(record));
     cv_.notify_all();
-  }
-  size_t queued() {
-    std::lock_guard lock(mu_);
-    return queue_.size();
   }
   bool TakeRewindRequest() {
     std::lock_guard lock(mu_);
@@ -120,7 +122,7 @@ class Task final : public RecordSource {
 
  private:
   kafka::GroupConsumer& consumer_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<kafka::Record> queue_;
   bool closed_ = false;
@@ -298,7 +300,7 @@ struct TaskEngine::Impl {
         auto s = consumer->RewindToCommitted(task->partitions);
         task->RewindDone(s);
       }
-      const size_t queued = task->queued();
+      const size_t queued = task->Queued();
       if (!task->resumed) {
         if (task->rewind_before_resume) {
           if (auto s = consumer->RewindToCommitted(task->partitions); !s.ok()) {

@@ -79,6 +79,9 @@ class RecordSource {
   virtual ~RecordSource() = default;
   /// Up to `max_records` records, waiting at most `timeout` for the first.
   virtual std::vector<kafka::Record> Poll(size_t max_records, std::chrono::milliseconds timeout) = 0;
+  /// Records received and waiting for Poll: input that arrived while the
+  /// loop was busy, so the loop is behind. A source that cannot tell says 0.
+  virtual size_t Queued() const { return 0; }
   /// Back to the committed offsets: the records after them come again.
   virtual Status Rewind() = 0;
   /// The group consumer whose metadata fences the transaction's offsets.
@@ -97,10 +100,14 @@ struct ProcessorOptions {
   size_t max_batch = 2000;
   /// Stop consuming new input while this many records are deferred.
   size_t max_deferred = 20'000;
-  /// A transaction starts at most this long after the previous one started:
-  /// input arriving meanwhile joins the batch. 0 commits as soon as a batch
-  /// is handled. Transactions, not records, are what the broker pays for, so
-  /// under load a longer interval buys throughput with latency.
+  /// When the loop is behind (RecordSource::Queued: input was waiting as an
+  /// iteration began, and as the one before began), its batch keeps filling
+  /// until this long after the previous transaction started, then commits.
+  /// Input reaching a loop that waits for it, or a burst of records that
+  /// arrived during one commit, is committed at once whatever the interval,
+  /// so a lone request pays nothing. Transactions, not records, are what the
+  /// broker pays for: under load, fewer and larger ones cost less CPU per
+  /// record. 0 commits as soon as a batch is handled.
   std::chrono::milliseconds commit_interval{0};
   /// Name for logs and metrics ("warehouse", "warehouse task 2").
   std::string service;
@@ -157,6 +164,8 @@ class Processor {
   std::map<kafka::TopicPartition, int64_t> sent_;
   size_t deferred_count_ = 0;
   std::chrono::steady_clock::time_point last_commit_{};
+  // Input was waiting as the last iteration began (see commit_interval).
+  bool behind_ = false;
   std::chrono::steady_clock::time_point last_reopened_{};
 };
 

@@ -65,8 +65,8 @@ struct ServiceOptions {
   int32_t partitions = 3;
   /// fsync RocksDB's WAL on every commit.
   bool sync_writes = false;
-  /// Least time between the starts of two transactions of one task.
-  int commit_interval_ms = 0;
+  /// How long a loop that is behind lets its batch fill (core::ProcessorOptions::commit_interval).
+  int commit_interval_ms = 50;
   /// Each partition's task gets a transactional producer of its own (fenced by
   /// its transactional id when another instance takes it over) instead of one
   /// producer and one transaction per cycle for all the instance's tasks.

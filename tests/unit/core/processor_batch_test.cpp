@@ -1,0 +1,117 @@
+// How a Processor sizes its transactions (ProcessorOptions::commit_interval):
+// input that reaches a waiting loop is committed at once, input that was
+// already waiting lets the batch fill. Driven by a scripted record source,
+// so no test here depends on timing.
+
+#include "sagaflow/core/processor.hpp"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "support/fake_kafka.hpp"
+
+namespace sagaflow::core {
+namespace {
+
+using namespace std::chrono_literals;
+using sagaflow::testing::FakeKafka;
+
+// One Poll's answer, and what Queued() says just before it.
+struct Step {
+  size_t queued_before = 0;
+  std::vector<std::string> values;
+};
+
+// Hands out the script one step per Poll; at its end it stops the processor.
+class ScriptedSource final : public RecordSource {
+ public:
+  ScriptedSource(std::vector<Step> script, kafka::GroupConsumer& consumer)
+      : script_(std::move(script)), consumer_(consumer) {}
+  void set_processor(Processor* p) { processor_ = p; }
+
+  std::vector<kafka::Record> Poll(size_t max_records, std::chrono::milliseconds) override {
+    if (next_ >= script_.size()) {
+      processor_->Stop();
+      return {};
+    }
+    const auto& step = script_[next_++];
+    EXPECT_LE(step.values.size(), max_records);
+    std::vector<kafka::Record> out;
+    for (const auto& v : step.values) out.push_back({"in", 0, offset_++, "k", v, 0});
+    return out;
+  }
+  size_t Queued() const override { return next_ < script_.size() ? script_[next_].queued_before : 0; }
+  Status Rewind() override { return Status::Ok(); }
+  kafka::GroupConsumer& consumer() override { return consumer_; }
+
+ private:
+  std::vector<Step> script_;
+  kafka::GroupConsumer& consumer_;
+  Processor* processor_ = nullptr;
+  size_t next_ = 0;
+  int64_t offset_ = 0;
+};
+
+// Copies every record to "out" and notes how many records each transaction carried.
+class CopyHandler final : public ProcessorHandler {
+ public:
+  void OnRecords(std::span<const kafka::Record> records, TxContext& tx) override {
+    for (const auto& r : records) tx.Produce("out", r.key, r.value);
+  }
+  void OnIdle(TxContext&) override {}
+  void OnCommitted(const std::vector<kafka::Delivered>& delivered) override {
+    if (!delivered.empty()) batches.push_back(delivered.size());
+  }
+  void OnAborted() override {}
+  std::vector<size_t> batches;
+};
+
+// Runs the script through a processor and returns the size of every transaction.
+std::vector<size_t> Batches(std::vector<Step> script, std::chrono::milliseconds commit_interval, size_t max_batch) {
+  FakeKafka kafka;
+  auto consumer = kafka.Consumers()(kafka::KafkaConfig{}, "group", {"in"}, {});
+  EXPECT_TRUE(consumer.ok());
+  ScriptedSource source(std::move(script), *consumer.value());
+  CopyHandler handler;
+  Metrics metrics("test");
+  ProcessorOptions options;
+  options.producer_factory = kafka.Producers();
+  options.transactional_id = "batch-test";
+  options.service = "test";
+  options.commit_interval = commit_interval;
+  options.max_batch = max_batch;
+  Processor processor(options, handler, metrics, source);
+  source.set_processor(&processor);
+  EXPECT_TRUE(processor.Run().ok());
+  EXPECT_EQ(kafka.Values("out").size(), 5u);
+  return handler.batches;
+}
+
+TEST(ProcessorBatching, InputReachingAWaitingLoopIsCommittedAtOnceWhateverTheInterval) {
+  // Nothing was waiting as each iteration began: one transaction per arrival, none waits for the next.
+  EXPECT_EQ(Batches({{0, {"a"}}, {0, {"b"}}, {0, {"c"}}, {0, {"d", "e"}}}, 60s, 100),
+            (std::vector<size_t>{1, 1, 1, 2}));
+}
+
+TEST(ProcessorBatching, ALoopBehindTwiceInARowLetsItsBatchFillUntilItIsFull) {
+  // "b" was waiting when the second iteration began, but the loop had been waiting before: a
+  // burst, committed at once. "c" was waiting too: behind twice, so "d" and "e" join its
+  // transaction, which ends when it holds max_batch records.
+  EXPECT_EQ(Batches({{0, {"a"}}, {1, {"b"}}, {1, {"c"}}, {0, {"d"}}, {0, {"e"}}}, 60s, 3),
+            (std::vector<size_t>{1, 1, 3}));
+}
+
+TEST(ProcessorBatching, AnIterationThatFindsNothingWaitingEndsTheBacklog) {
+  // Behind twice ("b" fills up with "c"), then nothing waiting before "d": committed at once.
+  EXPECT_EQ(Batches({{1, {"a"}}, {1, {"b"}}, {1, {"c"}}, {0, {"d"}}, {0, {"e"}}}, 60s, 2),
+            (std::vector<size_t>{1, 2, 1, 1}));
+}
+
+TEST(ProcessorBatching, WithoutAnIntervalALoopThatIsBehindCommitsEachBatchAsItComes) {
+  EXPECT_EQ(Batches({{1, {"a"}}, {1, {"b"}}, {1, {"c"}}, {1, {"d"}}, {1, {"e"}}}, 0ms, 3),
+            (std::vector<size_t>{1, 1, 1, 1, 1}));
+}
+
+}  // namespace
+}  // namespace sagaflow::core
