@@ -171,11 +171,11 @@ Status Processor::RunIteration() {
     // Behind twice in a row (a burst of a few records is not a backlog): let the
     // batch fill until the commit interval since the last transaction is over.
     const bool was_behind = behind_;
-    behind_ = source_.Queued() > 0;
+    behind_ = source_.Queued() > 0 || handler_.Waiting() > 0;
     const bool fill = behind_ && was_behind;
     records = source_.Poll(options_.max_batch, handler_.IdleInterval());
     const auto due = last_commit_ + options_.commit_interval;
-    while (fill && !records.empty() && records.size() < options_.max_batch && !stop_.load()) {
+    while (fill && records.size() < options_.max_batch && !stop_.load()) {
       const auto now = Clock::now();
       if (now >= due) break;
       auto more = source_.Poll(options_.max_batch - records.size(),

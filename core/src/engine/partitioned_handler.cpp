@@ -113,4 +113,10 @@ std::chrono::milliseconds PartitionedHandler::IdleInterval() const {
   return handlers_.empty() ? TaskHandler::IdleInterval() : interval;
 }
 
+size_t PartitionedHandler::Waiting() const {
+  size_t waiting = 0;
+  for (const auto& [p, e] : handlers_) waiting += e.handler->Waiting();
+  return waiting;
+}
+
 }  // namespace sagaflow::core

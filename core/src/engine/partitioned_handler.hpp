@@ -38,6 +38,7 @@ class PartitionedHandler final : public TaskHandler {
   void OnCommitted(const std::vector<kafka::Delivered>& delivered) override;
   void OnAborted() override;
   std::chrono::milliseconds IdleInterval() const override;
+  size_t Waiting() const override;
 
  private:
   class Share;

@@ -707,6 +707,7 @@ class OrderTask final : public runtime::ServiceTask {
   }
 
   std::chrono::milliseconds IdleInterval() const override { return std::chrono::milliseconds(10); }
+  size_t Waiting() const override { return service_.QueueOf(task()).size(); }
 
  private:
   // A POST /neworder another instance received for this partition. Its client

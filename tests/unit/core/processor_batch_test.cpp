@@ -54,26 +54,34 @@ class ScriptedSource final : public RecordSource {
 };
 
 // Copies every record to "out" and notes how many records each transaction carried.
+// Waiting() says waiting[k] in the k-th iteration (0 past its end).
 class CopyHandler final : public ProcessorHandler {
  public:
+  explicit CopyHandler(std::vector<size_t> waiting) : waiting_(std::move(waiting)) {}
+  size_t Waiting() const override { return idled_ < waiting_.size() ? waiting_[idled_] : 0; }
   void OnRecords(std::span<const kafka::Record> records, TxContext& tx) override {
     for (const auto& r : records) tx.Produce("out", r.key, r.value);
   }
-  void OnIdle(TxContext&) override {}
+  void OnIdle(TxContext&) override { ++idled_; }
   void OnCommitted(const std::vector<kafka::Delivered>& delivered) override {
     if (!delivered.empty()) batches.push_back(delivered.size());
   }
   void OnAborted() override {}
   std::vector<size_t> batches;
+
+ private:
+  std::vector<size_t> waiting_;
+  size_t idled_ = 0;
 };
 
 // Runs the script through a processor and returns the size of every transaction.
-std::vector<size_t> Batches(std::vector<Step> script, std::chrono::milliseconds commit_interval, size_t max_batch) {
+std::vector<size_t> Batches(std::vector<Step> script, std::chrono::milliseconds commit_interval, size_t max_batch,
+                            std::vector<size_t> handler_waiting = {}) {
   FakeKafka kafka;
   auto consumer = kafka.Consumers()(kafka::KafkaConfig{}, "group", {"in"}, {});
   EXPECT_TRUE(consumer.ok());
   ScriptedSource source(std::move(script), *consumer.value());
-  CopyHandler handler;
+  CopyHandler handler(std::move(handler_waiting));
   Metrics metrics("test");
   ProcessorOptions options;
   options.producer_factory = kafka.Producers();
@@ -106,6 +114,13 @@ TEST(ProcessorBatching, AnIterationThatFindsNothingWaitingEndsTheBacklog) {
   // Behind twice ("b" fills up with "c"), then nothing waiting before "d": committed at once.
   EXPECT_EQ(Batches({{1, {"a"}}, {1, {"b"}}, {1, {"c"}}, {0, {"d"}}, {0, {"e"}}}, 60s, 2),
             (std::vector<size_t>{1, 2, 1, 1}));
+}
+
+TEST(ProcessorBatching, WorkWaitingInTheHandlerCountsAsInputWaiting) {
+  // No record was waiting, but the handler had work waiting (HTTP requests) as the second and
+  // third iterations began: behind twice, so the third iteration's batch fills.
+  EXPECT_EQ(Batches({{0, {"a"}}, {0, {"b"}}, {0, {"c"}}, {0, {"d"}}, {0, {"e"}}}, 60s, 3, {0, 1, 1}),
+            (std::vector<size_t>{1, 1, 3}));
 }
 
 TEST(ProcessorBatching, WithoutAnIntervalALoopThatIsBehindCommitsEachBatchAsItComes) {

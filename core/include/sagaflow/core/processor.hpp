@@ -70,6 +70,9 @@ class ProcessorHandler {
   virtual void OnAborted() = 0;
   /// How long the loop may wait for input before calling OnIdle again.
   virtual std::chrono::milliseconds IdleInterval() const { return std::chrono::milliseconds(50); }
+  /// Work handed to the handler from outside Kafka (e.g. HTTP requests) that
+  /// waits for the next OnIdle: input waiting, as RecordSource::Queued.
+  virtual size_t Waiting() const { return 0; }
 };
 
 /// Where a Processor gets its input: a share of a group consumer's partitions.
@@ -100,8 +103,8 @@ struct ProcessorOptions {
   size_t max_batch = 2000;
   /// Stop consuming new input while this many records are deferred.
   size_t max_deferred = 20'000;
-  /// When the loop is behind (RecordSource::Queued: input was waiting as an
-  /// iteration began, and as the one before began), its batch keeps filling
+  /// When the loop is behind (RecordSource::Queued or ProcessorHandler::Waiting:
+  /// input was waiting as an iteration began, and as the one before began), its batch keeps filling
   /// until this long after the previous transaction started, then commits.
   /// Input reaching a loop that waits for it, or a burst of records that
   /// arrived during one commit, is committed at once whatever the interval,

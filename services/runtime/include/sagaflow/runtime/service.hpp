@@ -317,6 +317,11 @@ class LocalQueue {
     std::lock_guard lock(mu_);
     return open_;
   }
+  /// Items queued (any thread).
+  size_t size() const {
+    std::lock_guard lock(mu_);
+    return queue_.size();
+  }
   /// On the loop: takes every queued item.
   std::vector<Item> Drain() {
     std::lock_guard lock(mu_);
