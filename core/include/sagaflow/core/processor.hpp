@@ -104,13 +104,13 @@ struct ProcessorOptions {
   /// Stop consuming new input while this many records are deferred.
   size_t max_deferred = 20'000;
   /// When the loop is behind (RecordSource::Queued or ProcessorHandler::Waiting:
-  /// input was waiting as an iteration began, and as the one before began), its batch keeps filling
-  /// until this long after the previous transaction started, then commits.
-  /// Input reaching a loop that waits for it, or a burst of records that
-  /// arrived during one commit, is committed at once whatever the interval,
-  /// so a lone request pays nothing. Transactions, not records, are what the
-  /// broker pays for: under load, fewer and larger ones cost less CPU per
-  /// record. 0 commits as soon as a batch is handled.
+  /// input was waiting as an iteration began, and as the one before began),
+  /// its batch keeps filling until this long after the previous transaction
+  /// started, then commits. Input reaching a loop that waits for it, or a
+  /// burst of records that arrived during one commit, is committed at once
+  /// whatever the interval, so a lone request pays nothing. Transactions, not
+  /// records, are what the broker pays for: under load, fewer and larger ones
+  /// cost less CPU per record. 0 commits as soon as a batch is handled.
   std::chrono::milliseconds commit_interval{0};
   /// Name for logs and metrics ("warehouse", "warehouse task 2").
   std::string service;
