@@ -170,8 +170,9 @@ Status Processor::RunIteration() {
   if (deferred_count_ < options_.max_deferred) {
     // Behind twice in a row (a burst of a few records is not a backlog): let the
     // batch fill until the commit interval since the last transaction is over.
+    // Without an interval there is nothing to fill, so nothing to look at.
     const bool was_behind = behind_;
-    behind_ = source_.Queued() > 0 || handler_.Waiting() > 0;
+    behind_ = options_.commit_interval.count() > 0 && (source_.Queued() > 0 || handler_.Waiting() > 0);
     const bool fill = behind_ && was_behind;
     records = source_.Poll(options_.max_batch, handler_.IdleInterval());
     const auto due = last_commit_ + options_.commit_interval;
