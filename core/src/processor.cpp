@@ -1,6 +1,8 @@
 #include "sagaflow/core/processor.hpp"
 
 #include <algorithm>
+#include <set>
+#include <string_view>
 #include <thread>
 
 #include "sagaflow/core/log.hpp"
@@ -15,6 +17,16 @@ constexpr auto kRefenceWindow = std::chrono::seconds(60);
 std::shared_ptr<spdlog::logger> Log() {
   static auto logger = Logger("processor");
   return logger;
+}
+
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// The partitions a transaction wrote: the broker is sent one Produce request, and
+// appends one commit marker, for each.
+size_t DistinctPartitions(const std::vector<kafka::Delivered>& delivered) {
+  std::set<std::pair<std::string_view, int32_t>> partitions;
+  for (const auto& d : delivered) partitions.emplace(d.topic, d.partition);
+  return partitions.size();
 }
 }  // namespace
 
@@ -86,6 +98,12 @@ Processor::Processor(ProcessorOptions options, ProcessorHandler& handler, Metric
   metrics_.Describe("transactions_aborted_total", "Kafka transactions aborted (the input is processed again)");
   metrics_.Describe("records_produced_total", "Records produced in committed transactions");
   metrics_.Describe("batch_seconds", "Time from polling a batch to committing its transaction");
+  metrics_.Describe("send_offsets_seconds",
+                    "Time a transaction spent in send_offsets_to_transaction (AddOffsetsToTxn and "
+                    "TxnOffsetCommit, behind the batch's Produce requests)");
+  metrics_.Describe("commit_seconds", "Time a transaction spent in commit_transaction (the last acks, EndTxn)");
+  metrics_.Describe("transaction_partitions_total",
+                    "Partitions written by committed transactions (a Produce request and a commit marker each)");
 }
 
 Processor::~Processor() = default;
@@ -219,7 +237,9 @@ Status Processor::RunIteration() {
     auto s = producer_->Begin();
     if (!s.ok()) return s;
   }
+  const auto sending = Clock::now();
   if (auto s = producer_->SendOffsets(offsets, source_.consumer()); !s.ok()) return s;
+  const auto committing = Clock::now();
   auto delivered = producer_->Commit();
   if (!delivered.ok()) {
     if (delivered.error().retryable) {
@@ -228,11 +248,14 @@ Status Processor::RunIteration() {
     }
     if (!delivered.ok()) return delivered.error();
   }
+  metrics_.Observe("send_offsets_seconds", Seconds(committing - sending));
+  metrics_.Observe("commit_seconds", Seconds(Clock::now() - committing));
   for (const auto& [tp, off] : offsets) sent_[tp] = off;
   metrics_.Add("transactions_committed_total");
   metrics_.Add("records_produced_total", static_cast<double>(delivered->size()));
+  metrics_.Add("transaction_partitions_total", static_cast<double>(DistinctPartitions(delivered.value())));
   handler_.OnCommitted(delivered.value());
-  metrics_.Observe("batch_seconds", std::chrono::duration<double>(Clock::now() - started).count());
+  metrics_.Observe("batch_seconds", Seconds(Clock::now() - started));
   return Status::Ok();
 }
 

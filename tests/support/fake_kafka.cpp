@@ -94,11 +94,13 @@ class FakeProducer final : public kafka::TransactionalProducer {
     return core::Status::Ok();
   }
   core::Status Produce(const std::string& topic, const std::string&, const std::string& value) override {
-    outputs_.emplace_back(topic, value);
+    outputs_.push_back({topic, 0, value});
     return core::Status::Ok();
   }
-  core::Status ProduceTo(const std::string& topic, int32_t, const std::string& key, const std::string& value) override {
-    return Produce(topic, key, value);
+  core::Status ProduceTo(const std::string& topic, int32_t partition, const std::string&,
+                         const std::string& value) override {
+    outputs_.push_back({topic, std::max(partition, 0), value});
+    return core::Status::Ok();
   }
   core::Status SendOffsets(const kafka::OffsetMap& offsets, kafka::GroupConsumer&) override {
     for (const auto& [tp, o] : offsets) offsets_[tp] = o;
@@ -112,8 +114,8 @@ class FakeProducer final : public kafka::TransactionalProducer {
     }
     if (Fenced()) return core::Error{core::Errc::kFenced, id_ + " is fenced"};
     std::vector<kafka::Delivered> delivered;
-    for (auto& [topic, value] : outputs_) {
-      delivered.push_back({topic, 0, static_cast<int64_t>(k_.committed_outputs_.size())});
+    for (auto& [topic, partition, value] : outputs_) {
+      delivered.push_back({topic, partition, static_cast<int64_t>(k_.committed_outputs_.size())});
       k_.committed_outputs_.emplace_back(topic, value);
     }
     for (const auto& [tp, o] : offsets_) k_.group_offsets_[tp] = o;
@@ -142,7 +144,12 @@ class FakeProducer final : public kafka::TransactionalProducer {
   std::string id_;
   size_t serial_;  // how many producers of this id were opened before this one
   bool in_txn_ = false;
-  std::vector<std::pair<std::string, std::string>> outputs_;
+  struct Output {
+    std::string topic;
+    int32_t partition;
+    std::string value;
+  };
+  std::vector<Output> outputs_;
   kafka::OffsetMap offsets_;
 };
 

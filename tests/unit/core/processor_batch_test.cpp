@@ -1,7 +1,7 @@
 // How a Processor sizes its transactions (ProcessorOptions::commit_interval):
 // input that reaches a waiting loop is committed at once, input that was
-// already waiting lets the batch fill. Driven by a scripted record source,
-// so no test here depends on timing.
+// already waiting lets the batch fill; and what it reports about them. Driven
+// by a scripted record source, so no test here depends on timing.
 
 #include "sagaflow/core/processor.hpp"
 
@@ -126,6 +126,44 @@ TEST(ProcessorBatching, WorkWaitingInTheHandlerCountsAsInputWaiting) {
 TEST(ProcessorBatching, WithoutAnIntervalALoopThatIsBehindCommitsEachBatchAsItComes) {
   EXPECT_EQ(Batches({{1, {"a"}}, {1, {"b"}}, {1, {"c"}}, {1, {"d"}}, {1, {"e"}}}, 0ms, 3),
             (std::vector<size_t>{1, 1, 1, 1, 1}));
+}
+
+// Writes each record to "out", partition offset % 2, and to "audit".
+class FanOutHandler final : public ProcessorHandler {
+ public:
+  void OnRecords(std::span<const kafka::Record> records, TxContext& tx) override {
+    for (const auto& r : records) {
+      tx.ProduceTo("out", static_cast<int32_t>(r.offset % 2), r.key, r.value);
+      tx.Produce("audit", r.key, r.value);
+    }
+  }
+  void OnIdle(TxContext&) override {}
+  void OnCommitted(const std::vector<kafka::Delivered>&) override {}
+  void OnAborted() override {}
+};
+
+TEST(ProcessorMetrics, CountThePartitionsEachCommittedTransactionWrote) {
+  FakeKafka kafka;
+  auto consumer = kafka.Consumers()(kafka::KafkaConfig{}, "group", {"in"}, {});
+  ASSERT_TRUE(consumer.ok());
+  // Offsets 0-2 write out/0, out/1 and audit/0; offset 3 writes out/1 and audit/0.
+  ScriptedSource source({{0, {"a", "b", "c"}}, {0, {"d"}}}, *consumer.value());
+  FanOutHandler handler;
+  Metrics metrics("test");
+  ProcessorOptions options;
+  options.producer_factory = kafka.Producers();
+  options.transactional_id = "metrics-test";
+  options.service = "test";
+  Processor processor(options, handler, metrics, source);
+  source.set_processor(&processor);
+  ASSERT_TRUE(processor.Run().ok());
+
+  EXPECT_EQ(metrics.Value("transactions_committed_total"), 2);
+  EXPECT_EQ(metrics.Value("records_produced_total"), 8);
+  EXPECT_EQ(metrics.Value("transaction_partitions_total"), 3 + 2);
+  const auto text = metrics.RenderPrometheus();
+  EXPECT_NE(text.find("sagaflow_send_offsets_seconds_count{service=\"test\"} 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("sagaflow_commit_seconds_count{service=\"test\"} 2\n"), std::string::npos) << text;
 }
 
 }  // namespace
