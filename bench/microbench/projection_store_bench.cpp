@@ -4,6 +4,8 @@
 #include <benchmark/benchmark.h>
 #include <stdlib.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -84,6 +86,72 @@ void BM_ProjectionStoreCommit(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * n * static_cast<int64_t>(Key(0).size() + Value(0).size()));
 }
 BENCHMARK(BM_ProjectionStoreCommit)->Arg(1)->Arg(100)->Arg(1000);
+
+// Bytes under `dir` in files ending in `extension` (".log": the write-ahead log), or in all files.
+double MiBUnder(const std::filesystem::path& dir, const std::string& extension = "") {
+  uintmax_t bytes = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    std::error_code gone;  // RocksDB may delete a file meanwhile
+    const auto size = entry.file_size(gone);
+    if (!gone && (extension.empty() || entry.path().extension() == extension)) bytes += size;
+  }
+  return static_cast<double>(bytes) / (1 << 20);
+}
+
+// A store growing as the orchestrator's does, to N sagas: every commit carries 30 new sagas and
+// moves the 90 before them on, each saga taking four commits (one per input) to write its eight
+// events (`ev/<saga>/<version>`, 300 bytes) and overwrite its state (`snap/<saga>`, 600 bytes),
+// plus the applied offset. About 3 KB stay per saga. CPU is the whole process's, compaction
+// threads included, so it shows what compaction costs as the store grows. Counters: `store_MiB`
+// on disk at the end, `wal_max_MiB` the largest the write-ahead log got.
+void BM_ProjectionStoreGrowth(benchmark::State& state) {
+  constexpr int kSagasPerCommit = 30;
+  constexpr int kStages = 4;
+  const int sagas = static_cast<int>(state.range(0));
+  // Values are slices of one block of random letters, so compression does not make them vanish.
+  std::string noise(1 << 20, ' ');
+  uint64_t x = 88172645463325252ULL;
+  for (auto& c : noise) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    c = static_cast<char>('a' + x % 26);
+  }
+  auto slice = [&noise](uint64_t at, size_t size) { return noise.substr(at % (noise.size() - size), size); };
+  for (auto _ : state) {
+    ScratchDir dir;
+    auto store = OpenOrSkip(state, dir);
+    if (!store) return;
+    double wal_max = 0;
+    const int commits = sagas / kSagasPerCommit + kStages - 1;
+    for (int commit = 0; commit < commits; ++commit) {
+      WriteSet writes;
+      for (int stage = 0; stage < kStages; ++stage) {
+        const int group = commit - stage;
+        if (group < 0 || group >= sagas / kSagasPerCommit) continue;
+        for (int i = 0; i < kSagasPerCommit; ++i) {
+          const uint64_t saga = 1'796'600'000'000'000ULL + static_cast<uint64_t>(group * kSagasPerCommit + i) * 997;
+          char key[64];
+          for (int v = 2 * stage; v < 2 * stage + 2; ++v) {
+            std::snprintf(key, sizeof(key), "ev/%020llu/%010d", static_cast<unsigned long long>(saga), v);
+            writes.Put(key, slice(saga * 31 + static_cast<uint64_t>(v) * 7919, 300));
+          }
+          std::snprintf(key, sizeof(key), "snap/%llu", static_cast<unsigned long long>(saga));
+          writes.Put(key, slice(saga * 17 + static_cast<uint64_t>(stage) * 104729, 600));
+        }
+      }
+      if (auto s = store->Commit(writes, {{{"orders.saga.events", 0}, commit + 1}}); !s.ok()) {
+        state.SkipWithError(s.error().message.c_str());
+        return;
+      }
+      if (commit % 64 == 0) wal_max = std::max(wal_max, MiBUnder(dir.path() / "db", ".log"));
+    }
+    state.counters["store_MiB"] = MiBUnder(dir.path() / "db");
+    state.counters["wal_max_MiB"] = wal_max;
+    store.reset();  // closing waits for the compaction under way
+  }
+  state.SetItemsProcessed(state.iterations() * sagas);
+}
+BENCHMARK(BM_ProjectionStoreGrowth)->Arg(20'000)->Arg(100'000)->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime()->Iterations(1);
 
 // OverlayView::Get over a store of 10,000 committed keys with 100 pending writes:
 //   0 pending: the key is in the pending WriteSet
