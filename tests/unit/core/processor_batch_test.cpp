@@ -74,15 +74,12 @@ class CopyHandler final : public ProcessorHandler {
   size_t idled_ = 0;
 };
 
-// Runs the script through a processor and returns the size of every transaction.
-std::vector<size_t> Batches(std::vector<Step> script, std::chrono::milliseconds commit_interval, size_t max_batch,
-                            std::vector<size_t> handler_waiting = {}) {
-  FakeKafka kafka;
+// Runs the script through a processor with `handler`, until the script ends.
+void RunScript(FakeKafka& kafka, std::vector<Step> script, ProcessorHandler& handler, Metrics& metrics,
+               std::chrono::milliseconds commit_interval = {}, size_t max_batch = ProcessorOptions{}.max_batch) {
   auto consumer = kafka.Consumers()(kafka::KafkaConfig{}, "group", {"in"}, {});
-  EXPECT_TRUE(consumer.ok());
+  ASSERT_TRUE(consumer.ok());
   ScriptedSource source(std::move(script), *consumer.value());
-  CopyHandler handler(std::move(handler_waiting));
-  Metrics metrics("test");
   ProcessorOptions options;
   options.producer_factory = kafka.Producers();
   options.transactional_id = "batch-test";
@@ -92,6 +89,15 @@ std::vector<size_t> Batches(std::vector<Step> script, std::chrono::milliseconds 
   Processor processor(options, handler, metrics, source);
   source.set_processor(&processor);
   EXPECT_TRUE(processor.Run().ok());
+}
+
+// Runs the script through a processor and returns the size of every transaction.
+std::vector<size_t> Batches(std::vector<Step> script, std::chrono::milliseconds commit_interval, size_t max_batch,
+                            std::vector<size_t> handler_waiting = {}) {
+  FakeKafka kafka;
+  CopyHandler handler(std::move(handler_waiting));
+  Metrics metrics("test");
+  RunScript(kafka, std::move(script), handler, metrics, commit_interval, max_batch);
   EXPECT_EQ(kafka.Values("out").size(), 5u);
   return handler.batches;
 }
@@ -144,19 +150,10 @@ class FanOutHandler final : public ProcessorHandler {
 
 TEST(ProcessorMetrics, CountThePartitionsEachCommittedTransactionWrote) {
   FakeKafka kafka;
-  auto consumer = kafka.Consumers()(kafka::KafkaConfig{}, "group", {"in"}, {});
-  ASSERT_TRUE(consumer.ok());
-  // Offsets 0-2 write out/0, out/1 and audit/0; offset 3 writes out/1 and audit/0.
-  ScriptedSource source({{0, {"a", "b", "c"}}, {0, {"d"}}}, *consumer.value());
   FanOutHandler handler;
   Metrics metrics("test");
-  ProcessorOptions options;
-  options.producer_factory = kafka.Producers();
-  options.transactional_id = "metrics-test";
-  options.service = "test";
-  Processor processor(options, handler, metrics, source);
-  source.set_processor(&processor);
-  ASSERT_TRUE(processor.Run().ok());
+  // Offsets 0-2 write out/0, out/1 and audit/0; offset 3 writes out/1 and audit/0.
+  RunScript(kafka, {{0, {"a", "b", "c"}}, {0, {"d"}}}, handler, metrics);
 
   EXPECT_EQ(metrics.Value("transactions_committed_total"), 2);
   EXPECT_EQ(metrics.Value("records_produced_total"), 8);
