@@ -124,6 +124,47 @@ TEST_F(BrokerTest, OffsetsSentInTheTransactionAreCommittedForTheGroup) {
   consumer.value()->Close();
 }
 
+TEST_F(BrokerTest, CommittedOffsetsAreTheGroupsLastCommitAndNotWhatAnOpenTransactionWouldCommit) {
+  auto producer = TransactionalProducer::Open(config_, prefix_ + "tx", 30s);
+  ASSERT_TRUE(producer.ok());
+  auto& p = *producer.value();
+  ASSERT_TRUE(p.Begin().ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(p.Produce(topic_, "k", "in-" + std::to_string(i)).ok());
+  ASSERT_TRUE(p.Commit().ok());
+
+  const std::string group = prefix_ + "group";
+  auto none = CommittedOffsets(config_, group, topic_);
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_TRUE(none->empty());  // the group never committed
+
+  auto consumer = GroupConsumer::Open(config_, group, {topic_});
+  ASSERT_TRUE(consumer.ok()) << consumer.error().message;
+  std::vector<Record> got;
+  ASSERT_TRUE(sagaflow::testing::WaitFor(
+      [&] {
+        auto batch = consumer.value()->Poll(10, 100ms);
+        got.insert(got.end(), batch.begin(), batch.end());
+        return got.size() >= 3;
+      },
+      30s));
+  ASSERT_TRUE(p.Begin().ok());
+  ASSERT_TRUE(p.SendOffsets({{{topic_, 0}, got[0].offset + 1}}, *consumer.value()).ok());
+  ASSERT_TRUE(p.Commit().ok());
+  // The next transaction's offsets are pending until it ends.
+  ASSERT_TRUE(p.Begin().ok());
+  ASSERT_TRUE(p.Produce(topic_, "k", "pending").ok());
+  ASSERT_TRUE(p.SendOffsets({{{topic_, 0}, got[2].offset + 1}}, *consumer.value()).ok());
+  auto committed = CommittedOffsets(config_, group, topic_);
+  ASSERT_TRUE(committed.ok()) << committed.error().message;
+  EXPECT_EQ(*committed, (OffsetMap{{{topic_, 0}, got[0].offset + 1}}));
+  ASSERT_TRUE(p.Abort().ok());
+  consumer.value()->Close();
+  // An aborted commit never counts.
+  committed = CommittedOffsets(config_, group, topic_);
+  ASSERT_TRUE(committed.ok()) << committed.error().message;
+  EXPECT_EQ(*committed, (OffsetMap{{{topic_, 0}, got[0].offset + 1}}));
+}
+
 TEST_F(BrokerTest, ASecondInstanceWithTheSameTransactionalIdFencesTheFirst) {
   auto first = TransactionalProducer::Open(config_, prefix_ + "tx", 30s);
   ASSERT_TRUE(first.ok());

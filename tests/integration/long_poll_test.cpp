@@ -7,9 +7,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "sagaflow/runtime/http_client.hpp"
 #include "sagaflow/runtime/order_json.hpp"
@@ -118,6 +120,84 @@ TEST_F(LongPoll, TheEventStreamAnnouncesEachFinalStatus) {
       << seen.dump() << " vs " << order.dump();
   EXPECT_EQ(order.value("finished_at", ""), runtime::FormatTime(seen["finished_at_ms"].get<int64_t>()))
       << seen.dump() << " vs " << order.dump();
+}
+
+// An order's end reaches the clients twice: from the orchestrator's status
+// record, and a transaction later from the order's own record. Each end is
+// announced once, and a read right after the announcement already says it.
+TEST_F(LongPoll, EachEndIsAnnouncedOnceAndReadsAgreeWithTheAnnouncement) {
+  ASSERT_NO_FATAL_FAILURE(Boot(Named("announce-once")));
+  constexpr int kOrders = 20;
+  const std::string prefix = "once-" + std::to_string(core::NowMs()) + "-";
+  const std::string sentinel = prefix + "sentinel";
+  std::mutex mu;
+  std::map<std::string, int> announced;  // by idempotency key
+  std::vector<std::string> disagreements;
+  std::atomic<bool> open{false};
+  std::atomic<bool> stop{false};
+  std::thread reader([&] {
+    runtime::HttpClient client("127.0.0.1", system_->port("order"));
+    auto s = client.ReadEvents(
+        "/orders/events",
+        [&](std::string_view event, std::string_view data) {
+          if (event != "final") return true;
+          auto j = json::parse(data);
+          const std::string key = j.value("idempotency_key", "");
+          if (key.rfind(prefix, 0) != 0) return true;
+          if (key == sentinel) return false;
+          const auto id = j["order_id"].get<core::OrderId>();
+          auto now = system_->Get("order", "/orders/" + std::to_string(id));
+          std::lock_guard lock(mu);
+          ++announced[key];
+          if (now.status != 200 || now.json.value("status", 0) != j["status"].get<int>()) {
+            disagreements.push_back(key + " announced " + std::string(data) + ", then read " + now.body);
+          }
+          return true;
+        },
+        Clock::now() + 120s, &stop, [&] { open.store(true); });
+    EXPECT_TRUE(s.ok()) << s.error().message;
+  });
+  // A failed assertion below returns early: the reader stops and is joined.
+  struct Joiner {
+    std::thread& t;
+    std::atomic<bool>& stop;
+    ~Joiner() {
+      stop.store(true);
+      if (t.joinable()) t.join();
+    }
+  } joiner{reader, stop};
+  const auto limit = Clock::now() + 30s;
+  while (!open.load() && Clock::now() < limit) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(open.load());
+  std::vector<core::OrderId> ids;
+  for (int i = 0; i < kOrders; ++i) ids.push_back(system_->PlaceOrder(ReferenceOrder(), prefix + std::to_string(i)));
+  for (const auto& order : system_->WaitForAllFinal(ids, 60s)) ASSERT_EQ(order.value("status", 0), 3) << order.dump();
+  // Every order's recorded end is committed, and the view has applied it (a
+  // list waits for the view to hold everything committed before it): a second
+  // announcement, if any, is on the stream before the sentinel's.
+  const auto recorded_limit = Clock::now() + 60s;
+  size_t recorded = 0;
+  while (Clock::now() < recorded_limit) {
+    recorded = 0;
+    for (const auto& r : system_->ReadTopic(system_->topics().order_orders)) {
+      const auto* order = r.message ? std::get_if<core::OrderRecord>(&r.message->payload) : nullptr;
+      if (order && order->idempotency_key.rfind(prefix, 0) == 0 && order->status == core::OrderStatus::kOk) {
+        ++recorded;
+      }
+    }
+    if (recorded == kOrders) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(recorded, static_cast<size_t>(kOrders));
+  ASSERT_EQ(system_->Get("order", "/orders?limit=1").status, 200);
+  system_->WaitForFinal(system_->PlaceOrder(ReferenceOrder(), sentinel));
+  reader.join();  // it returns at the sentinel's event
+  std::lock_guard lock(mu);
+  EXPECT_EQ(announced.size(), static_cast<size_t>(kOrders));
+  for (const auto& [key, times] : announced) EXPECT_EQ(times, 1) << key;
+  EXPECT_TRUE(disagreements.empty()) << disagreements.front();
+  // How many went the early way is up to timing; the counter is exported.
+  EXPECT_NE(system_->Get("order", "/metrics").body.find("sagaflow_orders_finished_early_total"), std::string::npos);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "sagaflow/order/early_finals.hpp"
 #include "sagaflow/runtime/global_view.hpp"
 #include "sagaflow/runtime/order_json.hpp"
 
@@ -33,6 +34,9 @@ constexpr auto kStartCatchUp = std::chrono::seconds(60);
 // The view of every partition of orders.order.orders, and its index by Idempotency-Key.
 constexpr char kViewTable[] = "global-order";
 constexpr char kViewIdem[] = "global-idem/";
+// Orders whose end was announced from the status topic and whose recorded end
+// the view has not applied yet, at most (EarlyFinals).
+constexpr size_t kMaxEarlyFinals = 100'000;
 
 // What the HTTP side knows of one POST /neworder while it is being recorded.
 struct RequestState {
@@ -105,6 +109,9 @@ class OrderService final : public runtime::Service {
                        "POST /neworder requests handed to the instance owning their partition");
     metrics().Describe("order_requests_expired_total",
                        "Forwarded requests dropped by the owner because their client had been answered 503");
+    metrics().Describe("orders_finished_early_total",
+                       "Orders whose end was announced from the orchestrator's status record, before the order "
+                       "service recorded it");
   }
 
   ~OrderService() override { Stop(); }
@@ -167,6 +174,21 @@ class OrderService final : public runtime::Service {
       log().warn("the view of {} is not complete yet ({}); it goes on in the background", topics().order_orders,
                  s.error().message);
     }
+    // The status topic from where the order tasks have recorded it (the
+    // group's committed offsets): an end announced early before a restart is
+    // read again, so reads do not go back to the order in process.
+    auto start = kafka::CommittedOffsets(kafka_config(), group_id(), topics().status);
+    if (!start.ok()) {
+      // Then from its end: ends committed before reach the clients through the view.
+      log().warn("reading {} from its end: {}", topics().status, start.error().message);
+      start = kafka::EndOffsets(kafka_config(), topics().status);
+      if (!start.ok()) return start.error();
+    }
+    auto statuses = kafka::TopicTail::Open(kafka_config(), topics().status, start.value());
+    if (!statuses.ok()) return statuses.error();
+    statuses_ = std::move(statuses.value());
+    stop_statuses_ = false;
+    status_reader_ = std::thread([this] { FollowStatuses(); });
     forwarder_ = std::thread([this] { ForwardLoop(); });
     return core::Status::Ok();
   }
@@ -178,6 +200,8 @@ class OrderService final : public runtime::Service {
       outbox_cv_.notify_all();
     }
     if (forwarder_.joinable()) forwarder_.join();
+    stop_statuses_ = true;
+    if (status_reader_.joinable()) status_reader_.join();
     if (view_) view_->Stop();
   }
 
@@ -436,12 +460,20 @@ class OrderService final : public runtime::Service {
 
   static bool IsFinal(core::OrderStatus s) { return s == core::OrderStatus::kOk || s == core::OrderStatus::kNotOk; }
 
-  std::optional<core::OrderRecord> ReadOrder(core::OrderId id) const {
+  // The order as the view holds it.
+  std::optional<core::OrderRecord> ReadViewed(core::OrderId id) const {
     auto bytes = view_->Get(core::SagaKey(id));
     if (!bytes) return std::nullopt;
     auto viewed = DecodeViewed(*bytes);
     if (!viewed) return std::nullopt;
     return std::move(viewed->record);
+  }
+
+  // The order as clients read it: with its end, once announced.
+  std::optional<core::OrderRecord> ReadOrder(core::OrderId id) const {
+    auto r = ReadViewed(id);
+    if (!r) return r;
+    return early_.Overlay(std::move(*r));
   }
 
   // An order the view does not hold yet may have been committed a moment ago
@@ -524,9 +556,35 @@ class OrderService final : public runtime::Service {
       if (!viewed) continue;
       SettlePending(*viewed);
       SettleViewed(viewed->record.order.order_id);
-      if (IsFinal(viewed->record.status)) finished.push_back(std::move(viewed->record));
+      if (early_.OnViewed(viewed->record)) finished.push_back(std::move(viewed->record));
     }
     if (!finished.empty()) Announce(finished);
+  }
+
+  // On its own thread: the orchestrator's final statuses as soon as they are
+  // committed. An order the view holds, not final yet, is announced from its
+  // status; the order task records the same end in the order a transaction
+  // later (EarlyFinals).
+  void FollowStatuses() {
+    constexpr size_t kBatch = 512;
+    constexpr auto kPollTimeout = std::chrono::milliseconds(100);
+    while (!stop_statuses_.load()) {
+      kafka::OffsetMap reached;
+      auto records = statuses_->Poll(kBatch, kPollTimeout, reached);
+      std::vector<core::OrderRecord> finished;
+      for (const auto& record : records) {
+        auto message = core::Decode(record.value);
+        if (!message.ok()) continue;  // the order task dead-letters it
+        const auto* status = std::get_if<core::FinalStatus>(&message->payload);
+        if (status == nullptr) continue;
+        const core::OrderId id = message->saga_id;
+        auto early = early_.OnStatus(id, *status, message->produced_at_ms, [&] { return ReadViewed(id); });
+        if (early) finished.push_back(std::move(*early));
+      }
+      if (finished.empty()) continue;
+      metrics().Add("orders_finished_early_total", static_cast<double>(finished.size()));
+      Announce(finished);
+    }
   }
 
   void Announce(const std::vector<core::OrderRecord>& finished) {
@@ -590,7 +648,7 @@ class OrderService final : public runtime::Service {
     view_->Scan("", [&](std::string_view, std::string_view value) {
       auto viewed = DecodeViewed(value);
       if (!viewed) return true;
-      const auto& r = viewed->record;
+      const auto r = early_.Overlay(std::move(viewed->record));
       if (!status || static_cast<int>(r.status) == *status) orders.push_back(runtime::OrderRecordToJson(r));
       return static_cast<int64_t>(orders.size()) < limit;
     });
@@ -630,6 +688,11 @@ class OrderService final : public runtime::Service {
   size_t waiter_count_ = 0;
   uint64_t next_ticket_ = 0;
   std::vector<runtime::HttpEventStream> streams_;
+
+  EarlyFinals early_{kMaxEarlyFinals};
+  std::unique_ptr<kafka::TopicTail> statuses_;
+  std::atomic<bool> stop_statuses_{false};
+  std::thread status_reader_;
 };
 
 // Records the new orders and the final statuses of one partition.
@@ -666,12 +729,8 @@ class OrderTask final : public runtime::ServiceTask {
         continue;
       }
       if (r->status == core::OrderStatus::kOk || r->status == core::OrderStatus::kNotOk) continue;  // duplicate
-      r->status = final_status->status;
-      r->detail = final_status->detail;
-      r->steps = final_status->steps;
-      // Another instance, on another machine's clock, may have accepted the order: a finish is
-      // never recorded before its acceptance.
-      r->finished_at_ms = std::max(core::NowMs(), r->accepted_at_ms);
+      // The same record as the early announcement made of it (EarlyFinals).
+      RecordFinal(*r, *final_status, message->produced_at_ms);
       Put(tx, *r);
       metrics().Add("orders_finished_total", 1, "status=\"" + std::string(core::ToString(r->status)) + "\"");
       log().info("saga={} final status {}{}{}", message->saga_id, core::ToString(r->status),

@@ -62,7 +62,7 @@ core::Status Service::Start() {
   core::TaskEngineOptions eo;
   eo.kafka = kafka;
   eo.service = name_;
-  eo.group_id = core::GroupIdOf(options_.topic_prefix, name_);
+  eo.group_id = group_id();
   eo.input_topics = InputTopics();
   eo.single_task = SingleTask();
   eo.shared_producer = !options_.producer_per_task;
@@ -71,7 +71,7 @@ core::Status Service::Start() {
   // runs the task, so the new owner fences the old one. A producer for all the
   // instance's partitions has the instance's id (the group generation fences).
   eo.transactional_id_prefix =
-      core::GroupIdOf(options_.topic_prefix, name_) +
+      group_id() +
       (eo.single_task || eo.shared_producer ? "-" + options_.instance_id : std::string());
   engine_ = std::make_unique<core::TaskEngine>(eo, [this](int32_t task) { return CreateTask(task); }, metrics_);
 

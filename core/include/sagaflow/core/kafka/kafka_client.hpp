@@ -165,6 +165,13 @@ int32_t PartitionOf(std::string_view key, int32_t partitions);
 /// The current end (high watermark) of every partition of `topic`.
 core::Result<OffsetMap> EndOffsets(const KafkaConfig& config, const std::string& topic);
 
+/// The offsets consumer group `group` last committed on the partitions of
+/// `topic` (partitions it never committed are absent). Offsets that a
+/// transaction still open would commit are not waited for and not counted.
+/// Joins nothing: the group's members are not disturbed.
+core::Result<OffsetMap> CommittedOffsets(const KafkaConfig& config, const std::string& group,
+                                         const std::string& topic);
+
 /// The offset of the first record of each partition of `topic` whose
 /// timestamp is at or after `time_ms` (the partition's end where none is).
 core::Result<OffsetMap> OffsetsForTime(const KafkaConfig& config, const std::string& topic, int64_t time_ms);

@@ -129,6 +129,8 @@ class Service {
     return {options_.brokers, options_.kafka_properties,
             core::ServiceIdPrefixOf(options_.topic_prefix, name_) + "reader"};
   }
+  /// The consumer group of the service's instances (their input offsets are committed under it).
+  std::string group_id() const { return core::GroupIdOf(options_.topic_prefix, name_); }
   /// A new unique message id.
   std::string NewMessageId(const std::string& kind, core::OrderId saga) const;
   /// For admin routes: nullopt when `request` carries the admin token;
