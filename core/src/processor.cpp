@@ -193,14 +193,24 @@ Status Processor::RunIteration() {
     behind_ = options_.commit_interval.count() > 0 && (source_.Queued() > 0 || handler_.Waiting() > 0);
     const bool fill = behind_ && was_behind;
     records = source_.Poll(options_.max_batch, handler_.IdleInterval());
-    const auto due = last_commit_ + options_.commit_interval;
-    while (fill && records.size() < options_.max_batch && !stop_.load()) {
+    auto may_wait = [this](const std::vector<kafka::Record>& batch, size_t from) {
+      return std::all_of(batch.begin() + static_cast<std::ptrdiff_t>(from), batch.end(),
+                         [this](const kafka::Record& r) { return handler_.MayWait(r); });
+    };
+    // Nobody waits for these records: they fill from now on, until input that
+    // is waited for comes.
+    const bool lazy = !fill && options_.commit_interval.count() > 0 && !records.empty() && may_wait(records, 0) &&
+                      handler_.Waiting() == 0;
+    const auto due = lazy ? Clock::now() + options_.commit_interval : last_commit_ + options_.commit_interval;
+    while ((fill || lazy) && records.size() < options_.max_batch && !stop_.load()) {
       const auto now = Clock::now();
       if (now >= due) break;
       auto more = source_.Poll(options_.max_batch - records.size(),
                                std::chrono::duration_cast<std::chrono::milliseconds>(due - now) +
                                    std::chrono::milliseconds(1));
+      const size_t from = records.size();
       for (auto& r : more) records.push_back(std::move(r));
+      if (lazy && (!may_wait(records, from) || handler_.Waiting() > 0)) break;
     }
   } else {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

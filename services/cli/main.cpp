@@ -87,7 +87,9 @@ void AddCommon(CLI::App* app, Common& c, int default_port, const std::string& ro
   app->add_option("--commit-interval-ms", c.service.commit_interval_ms,
                   "When input keeps waiting (the service is behind), let a batch fill until this long after "
                   "the previous transaction began: fewer, larger transactions under load. Input reaching an idle "
-                  "service is committed at once. 0: commit every batch as soon as it is handled")
+                  "service is committed at once, except input nobody waits for (the order service's final "
+                  "statuses), which waits this long for the next transaction. 0: commit every batch as soon as "
+                  "it is handled")
       ->check(CLI::Range(0, 10000))
       ->capture_default_str();
   app->add_flag("--producer-per-task", c.service.producer_per_task,

@@ -119,4 +119,9 @@ size_t PartitionedHandler::Waiting() const {
   return waiting;
 }
 
+bool PartitionedHandler::MayWait(const kafka::Record& record) const {
+  auto it = handlers_.find(record.partition);
+  return it != handlers_.end() && it->second.handler->MayWait(record);
+}
+
 }  // namespace sagaflow::core

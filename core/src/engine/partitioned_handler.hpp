@@ -39,6 +39,7 @@ class PartitionedHandler final : public TaskHandler {
   void OnAborted() override;
   std::chrono::milliseconds IdleInterval() const override;
   size_t Waiting() const override;
+  bool MayWait(const kafka::Record& record) const override;
 
  private:
   class Share;

@@ -765,6 +765,9 @@ class OrderTask final : public runtime::ServiceTask {
     service_.QueueOf(task()).Requeue(std::move(again));
   }
 
+  // A final status: its clients learned it from the status reader already
+  // (EarlyFinals), so its record may share the next new order's transaction.
+  bool MayWait(const kafka::Record& record) const override { return record.topic == topics().status; }
   std::chrono::milliseconds IdleInterval() const override { return std::chrono::milliseconds(10); }
   size_t Waiting() const override { return service_.QueueOf(task()).size(); }
 

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <vector>
 
 #include "support/fake_kafka.hpp"
@@ -42,6 +43,7 @@ class ScriptedSource final : public RecordSource {
     return out;
   }
   size_t Queued() const override { return next_ < script_.size() ? script_[next_].queued_before : 0; }
+  size_t polls() const { return next_; }
   Status Rewind() override { return Status::Ok(); }
   kafka::GroupConsumer& consumer() override { return consumer_; }
 
@@ -58,7 +60,9 @@ class ScriptedSource final : public RecordSource {
 class CopyHandler final : public ProcessorHandler {
  public:
   explicit CopyHandler(std::vector<size_t> waiting) : waiting_(std::move(waiting)) {}
-  size_t Waiting() const override { return idled_ < waiting_.size() ? waiting_[idled_] : 0; }
+  size_t Waiting() const override {
+    return (idled_ < waiting_.size() ? waiting_[idled_] : 0) + (extra_waiting ? extra_waiting() : 0);
+  }
   void OnRecords(std::span<const kafka::Record> records, TxContext& tx) override {
     for (const auto& r : records) tx.Produce("out", r.key, r.value);
   }
@@ -67,19 +71,26 @@ class CopyHandler final : public ProcessorHandler {
     if (!delivered.empty()) batches.push_back(delivered.size());
   }
   void OnAborted() override {}
+  // Records whose value starts with '~' are not waited for.
+  bool MayWait(const kafka::Record& record) const override { return record.value.starts_with("~"); }
   std::vector<size_t> batches;
+  // Work waiting besides `waiting` (optional).
+  std::function<size_t()> extra_waiting;
 
  private:
   std::vector<size_t> waiting_;
   size_t idled_ = 0;
 };
 
-// Runs the script through a processor with `handler`, until the script ends.
+// Runs the script through a processor with `handler`, until the script ends; `attach` (optional)
+// gets the source before the run.
 void RunScript(FakeKafka& kafka, std::vector<Step> script, ProcessorHandler& handler, Metrics& metrics,
-               std::chrono::milliseconds commit_interval = {}, size_t max_batch = ProcessorOptions{}.max_batch) {
+               std::chrono::milliseconds commit_interval = {}, size_t max_batch = ProcessorOptions{}.max_batch,
+               const std::function<void(const ScriptedSource&)>& attach = {}) {
   auto consumer = kafka.Consumers()(kafka::KafkaConfig{}, "group", {"in"}, {});
   ASSERT_TRUE(consumer.ok());
   ScriptedSource source(std::move(script), *consumer.value());
+  if (attach) attach(source);
   ProcessorOptions options;
   options.producer_factory = kafka.Producers();
   options.transactional_id = "batch-test";
@@ -132,6 +143,37 @@ TEST(ProcessorBatching, WorkWaitingInTheHandlerCountsAsInputWaiting) {
 TEST(ProcessorBatching, WithoutAnIntervalALoopThatIsBehindCommitsEachBatchAsItComes) {
   EXPECT_EQ(Batches({{1, {"a"}}, {1, {"b"}}, {1, {"c"}}, {1, {"d"}}, {1, {"e"}}}, 0ms, 3),
             (std::vector<size_t>{1, 1, 1, 1, 1}));
+}
+
+TEST(ProcessorBatching, RecordsNobodyWaitsForFillUntilARecordThatIsWaitedForComes) {
+  // "~a" and "~b" may wait: the batch fills and "c", waited for, joins it and ends the fill.
+  EXPECT_EQ(Batches({{0, {"~a"}}, {0, {"~b"}}, {0, {"c"}}, {0, {"d"}}, {0, {"e"}}}, 60s, 100),
+            (std::vector<size_t>{3, 1, 1}));
+  // Only records that may wait: the batch fills until it is full.
+  EXPECT_EQ(Batches({{0, {"~a"}}, {0, {"~b", "~c"}}, {0, {"~d"}}, {0, {"~e"}}}, 60s, 3),
+            (std::vector<size_t>{3, 2}));
+}
+
+TEST(ProcessorBatching, RecordsNobodyWaitsForAreCommittedAtOnceWhenWorkIsWaitingOrWithoutAnInterval) {
+  // The handler had work waiting as the first iteration began: "~a" goes with it at once. In the
+  // second nothing waits, so "~b" fills until "c".
+  EXPECT_EQ(Batches({{0, {"~a"}}, {0, {"~b"}}, {0, {"c"}}, {0, {"d"}}, {0, {"e"}}}, 60s, 100, {1}),
+            (std::vector<size_t>{1, 2, 1, 1}));
+  EXPECT_EQ(Batches({{0, {"~a"}}, {0, {"~b"}}, {0, {"c"}}, {0, {"d"}}, {0, {"e"}}}, 0ms, 100),
+            (std::vector<size_t>{1, 1, 1, 1, 1}));
+}
+
+TEST(ProcessorBatching, WorkHandedToTheHandlerEndsTheFillOfRecordsNobodyWaitsFor) {
+  FakeKafka kafka;
+  CopyHandler handler({});
+  Metrics metrics("test");
+  // Work is handed over (an HTTP request; the loop is woken for it) right after the second Poll.
+  RunScript(kafka, {{0, {"~a"}}, {0, {"~b"}}, {0, {"~c"}}, {0, {"d"}}, {0, {"e"}}}, handler, metrics, 60s,
+            ProcessorOptions{}.max_batch, [&](const ScriptedSource& source) {
+              handler.extra_waiting = [&] { return source.polls() == 2 && handler.batches.empty() ? 1u : 0u; };
+            });
+  // The work ends the first fill after "~b"; the next fill ends at "d".
+  EXPECT_EQ(handler.batches, (std::vector<size_t>{2, 2, 1}));
 }
 
 // Writes each record to "out", partition offset % 2, and to "audit".

@@ -73,6 +73,14 @@ class ProcessorHandler {
   /// Work handed to the handler from outside Kafka (e.g. HTTP requests) that
   /// waits for the next OnIdle: input waiting, as RecordSource::Queued.
   virtual size_t Waiting() const { return 0; }
+  /// Whether nobody waits for `record`'s transaction to commit (what it
+  /// changes is known to those who need it by other means). An iteration
+  /// that gets only such records, with nothing Waiting, lets its batch fill
+  /// for up to the commit interval, as a loop that is behind does; a record
+  /// that is waited for, or work Waiting (the loop is woken for it), ends the
+  /// fill at once. So the transaction of records that may wait is shared with
+  /// the next one that is waited for.
+  virtual bool MayWait(const kafka::Record& /*record*/) const { return false; }
 };
 
 /// Where a Processor gets its input: a share of a group consumer's partitions.
@@ -110,7 +118,8 @@ struct ProcessorOptions {
   /// burst of records that arrived during one commit, is committed at once
   /// whatever the interval, so a lone request pays nothing. Transactions, not
   /// records, are what the broker pays for: under load, fewer and larger ones
-  /// cost less CPU per record. 0 commits as soon as a batch is handled.
+  /// cost less CPU per record. Records nobody waits for fill for this long too
+  /// (ProcessorHandler::MayWait). 0 commits as soon as a batch is handled.
   std::chrono::milliseconds commit_interval{0};
   /// Name for logs and metrics ("warehouse", "warehouse task 2").
   std::string service;

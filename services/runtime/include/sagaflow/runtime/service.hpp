@@ -65,7 +65,8 @@ struct ServiceOptions {
   int32_t partitions = 3;
   /// fsync RocksDB's WAL on every commit.
   bool sync_writes = false;
-  /// How long a loop that is behind lets its batch fill (core::ProcessorOptions::commit_interval).
+  /// How long a loop that is behind, or that holds only input nobody waits for, lets its batch
+  /// fill (core::ProcessorOptions::commit_interval).
   int commit_interval_ms = 50;
   /// Each partition's task gets a transactional producer of its own (fenced by
   /// its transactional id when another instance takes it over) instead of one
