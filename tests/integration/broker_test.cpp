@@ -27,6 +27,24 @@ class BrokerTest : public ::testing::Test {
     return values;
   }
 
+  // Commits records "in-0".."in-<n-1>" to the topic in one transaction.
+  void ProduceInputs(TransactionalProducer& p, int n) {
+    ASSERT_TRUE(p.Begin().ok());
+    for (int i = 0; i < n; ++i) ASSERT_TRUE(p.Produce(topic_, "k", "in-" + std::to_string(i)).ok());
+    ASSERT_TRUE(p.Commit().ok());
+  }
+
+  // Polls `consumer` until `got` holds at least `n` records (30 s at most).
+  static bool PollAtLeast(GroupConsumer& consumer, size_t n, std::vector<Record>& got) {
+    return sagaflow::testing::WaitFor(
+        [&] {
+          auto batch = consumer.Poll(10, 100ms);
+          got.insert(got.end(), batch.begin(), batch.end());
+          return got.size() >= n;
+        },
+        30s);
+  }
+
   KafkaConfig config_ = sagaflow::testing::TestKafka();
   std::string prefix_;
   std::string topic_;
@@ -86,22 +104,14 @@ TEST_F(BrokerTest, OffsetsSentInTheTransactionAreCommittedForTheGroup) {
   auto producer = TransactionalProducer::Open(config_, prefix_ + "tx", 30s);
   ASSERT_TRUE(producer.ok());
   auto& p = *producer.value();
-  ASSERT_TRUE(p.Begin().ok());
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(p.Produce(topic_, "k", "in-" + std::to_string(i)).ok());
-  ASSERT_TRUE(p.Commit().ok());
+  ASSERT_NO_FATAL_FAILURE(ProduceInputs(p, 3));
 
   const std::string group = prefix_ + "group";
   {
     auto consumer = GroupConsumer::Open(config_, group, {topic_});
     ASSERT_TRUE(consumer.ok()) << consumer.error().message;
     std::vector<Record> got;
-    ASSERT_TRUE(sagaflow::testing::WaitFor(
-        [&] {
-          auto batch = consumer.value()->Poll(10, 100ms);
-          got.insert(got.end(), batch.begin(), batch.end());
-          return got.size() >= 3;
-        },
-        30s));
+    ASSERT_TRUE(PollAtLeast(*consumer.value(), 3, got));
     // Process the first two only: output + offsets in one transaction.
     ASSERT_TRUE(p.Begin().ok());
     ASSERT_TRUE(p.Produce(out_topic, "k", "out-0").ok());
@@ -113,13 +123,7 @@ TEST_F(BrokerTest, OffsetsSentInTheTransactionAreCommittedForTheGroup) {
   auto consumer = GroupConsumer::Open(config_, group, {topic_});
   ASSERT_TRUE(consumer.ok());
   std::vector<Record> got;
-  ASSERT_TRUE(sagaflow::testing::WaitFor(
-      [&] {
-        auto batch = consumer.value()->Poll(10, 100ms);
-        got.insert(got.end(), batch.begin(), batch.end());
-        return !got.empty();
-      },
-      30s));
+  ASSERT_TRUE(PollAtLeast(*consumer.value(), 1, got));
   EXPECT_EQ(got.front().value, "in-2");
   consumer.value()->Close();
 }
@@ -128,9 +132,7 @@ TEST_F(BrokerTest, CommittedOffsetsAreTheGroupsLastCommitAndNotWhatAnOpenTransac
   auto producer = TransactionalProducer::Open(config_, prefix_ + "tx", 30s);
   ASSERT_TRUE(producer.ok());
   auto& p = *producer.value();
-  ASSERT_TRUE(p.Begin().ok());
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(p.Produce(topic_, "k", "in-" + std::to_string(i)).ok());
-  ASSERT_TRUE(p.Commit().ok());
+  ASSERT_NO_FATAL_FAILURE(ProduceInputs(p, 3));
 
   const std::string group = prefix_ + "group";
   auto none = CommittedOffsets(config_, group, topic_);
@@ -140,13 +142,7 @@ TEST_F(BrokerTest, CommittedOffsetsAreTheGroupsLastCommitAndNotWhatAnOpenTransac
   auto consumer = GroupConsumer::Open(config_, group, {topic_});
   ASSERT_TRUE(consumer.ok()) << consumer.error().message;
   std::vector<Record> got;
-  ASSERT_TRUE(sagaflow::testing::WaitFor(
-      [&] {
-        auto batch = consumer.value()->Poll(10, 100ms);
-        got.insert(got.end(), batch.begin(), batch.end());
-        return got.size() >= 3;
-      },
-      30s));
+  ASSERT_TRUE(PollAtLeast(*consumer.value(), 3, got));
   ASSERT_TRUE(p.Begin().ok());
   ASSERT_TRUE(p.SendOffsets({{{topic_, 0}, got[0].offset + 1}}, *consumer.value()).ok());
   ASSERT_TRUE(p.Commit().ok());

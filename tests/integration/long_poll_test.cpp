@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -82,32 +83,58 @@ TEST_F(LongPoll, AReusedIdempotencyKeyWithADifferentBodyIs422) {
   EXPECT_EQ(changed.json.value("status", 0), 422) << changed.body;
 }
 
+// Follows GET /orders/events on a thread of its own: `on_final` gets each
+// "final" event's data until it returns false (or 120 s pass). Stopped and
+// joined when destroyed, so a failed assertion never leaves it running.
+class FinalEvents {
+ public:
+  FinalEvents(int port, std::function<bool(const json&)> on_final) {
+    reader_ = std::thread([this, port, on_final = std::move(on_final)] {
+      runtime::HttpClient client("127.0.0.1", port);
+      auto s = client.ReadEvents(
+          "/orders/events",
+          [&](std::string_view event, std::string_view data) {
+            return event != "final" || on_final(json::parse(data));
+          },
+          Clock::now() + 120s, &stop_, [this] { open_.store(true); });
+      EXPECT_TRUE(s.ok()) << s.error().message;
+    });
+  }
+  ~FinalEvents() {
+    stop_.store(true);
+    Join();
+  }
+  /// Whether the server accepted the stream within 30 s.
+  bool WaitOpen() const {
+    const auto limit = Clock::now() + 30s;
+    while (!open_.load() && Clock::now() < limit) std::this_thread::sleep_for(10ms);
+    return open_.load();
+  }
+  /// Waits until `on_final` returned false.
+  void Join() {
+    if (reader_.joinable()) reader_.join();
+  }
+
+ private:
+  std::atomic<bool> open_{false};
+  std::atomic<bool> stop_{false};
+  std::thread reader_;
+};
+
 TEST_F(LongPoll, TheEventStreamAnnouncesEachFinalStatus) {
   ASSERT_NO_FATAL_FAILURE(Boot(Named("events")));
   std::mutex mu;
   json seen;
-  std::atomic<bool> open{false};
   const std::string key = "events-test-1";
-  std::thread reader([&] {
-    runtime::HttpClient client("127.0.0.1", system_->port("order"));
-    auto s = client.ReadEvents(
-        "/orders/events",
-        [&](std::string_view event, std::string_view data) {
-          if (event != "final") return true;
-          auto j = json::parse(data);
-          if (j.value("idempotency_key", "") != key) return true;
-          std::lock_guard lock(mu);
-          seen = j;
-          return false;
-        },
-        Clock::now() + 90s, nullptr, [&] { open.store(true); });
-    EXPECT_TRUE(s.ok()) << s.error().message;
+  FinalEvents events(system_->port("order"), [&](const json& j) {
+    if (j.value("idempotency_key", "") != key) return true;
+    std::lock_guard lock(mu);
+    seen = j;
+    return false;
   });
-  const auto limit = Clock::now() + 30s;
-  while (!open.load() && Clock::now() < limit) std::this_thread::sleep_for(10ms);
-  ASSERT_TRUE(open.load());
+  ASSERT_TRUE(events.WaitOpen());
   const auto id = system_->PlaceOrder(ReferenceOrder(), key);
-  reader.join();
+  events.Join();
   std::lock_guard lock(mu);
   ASSERT_TRUE(seen.is_object());
   EXPECT_EQ(seen["order_id"], id);
@@ -133,42 +160,20 @@ TEST_F(LongPoll, EachEndIsAnnouncedOnceAndReadsAgreeWithTheAnnouncement) {
   std::mutex mu;
   std::map<std::string, int> announced;  // by idempotency key
   std::vector<std::string> disagreements;
-  std::atomic<bool> open{false};
-  std::atomic<bool> stop{false};
-  std::thread reader([&] {
-    runtime::HttpClient client("127.0.0.1", system_->port("order"));
-    auto s = client.ReadEvents(
-        "/orders/events",
-        [&](std::string_view event, std::string_view data) {
-          if (event != "final") return true;
-          auto j = json::parse(data);
-          const std::string key = j.value("idempotency_key", "");
-          if (key.rfind(prefix, 0) != 0) return true;
-          if (key == sentinel) return false;
-          const auto id = j["order_id"].get<core::OrderId>();
-          auto now = system_->Get("order", "/orders/" + std::to_string(id));
-          std::lock_guard lock(mu);
-          ++announced[key];
-          if (now.status != 200 || now.json.value("status", 0) != j["status"].get<int>()) {
-            disagreements.push_back(key + " announced " + std::string(data) + ", then read " + now.body);
-          }
-          return true;
-        },
-        Clock::now() + 120s, &stop, [&] { open.store(true); });
-    EXPECT_TRUE(s.ok()) << s.error().message;
-  });
-  // A failed assertion below returns early: the reader stops and is joined.
-  struct Joiner {
-    std::thread& t;
-    std::atomic<bool>& stop;
-    ~Joiner() {
-      stop.store(true);
-      if (t.joinable()) t.join();
+  FinalEvents events(system_->port("order"), [&](const json& j) {
+    const std::string key = j.value("idempotency_key", "");
+    if (key.rfind(prefix, 0) != 0) return true;
+    if (key == sentinel) return false;
+    const auto id = j["order_id"].get<core::OrderId>();
+    auto now = system_->Get("order", "/orders/" + std::to_string(id));
+    std::lock_guard lock(mu);
+    ++announced[key];
+    if (now.status != 200 || now.json.value("status", 0) != j["status"].get<int>()) {
+      disagreements.push_back(key + " announced " + j.dump() + ", then read " + now.body);
     }
-  } joiner{reader, stop};
-  const auto limit = Clock::now() + 30s;
-  while (!open.load() && Clock::now() < limit) std::this_thread::sleep_for(10ms);
-  ASSERT_TRUE(open.load());
+    return true;
+  });
+  ASSERT_TRUE(events.WaitOpen());
   std::vector<core::OrderId> ids;
   for (int i = 0; i < kOrders; ++i) ids.push_back(system_->PlaceOrder(ReferenceOrder(), prefix + std::to_string(i)));
   for (const auto& order : system_->WaitForAllFinal(ids, 60s)) ASSERT_EQ(order.value("status", 0), 3) << order.dump();
@@ -191,7 +196,7 @@ TEST_F(LongPoll, EachEndIsAnnouncedOnceAndReadsAgreeWithTheAnnouncement) {
   ASSERT_EQ(recorded, static_cast<size_t>(kOrders));
   ASSERT_EQ(system_->Get("order", "/orders?limit=1").status, 200);
   system_->WaitForFinal(system_->PlaceOrder(ReferenceOrder(), sentinel));
-  reader.join();  // it returns at the sentinel's event
+  events.Join();  // it returns at the sentinel's event
   std::lock_guard lock(mu);
   EXPECT_EQ(announced.size(), static_cast<size_t>(kOrders));
   for (const auto& [key, times] : announced) EXPECT_EQ(times, 1) << key;
