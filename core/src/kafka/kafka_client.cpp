@@ -832,41 +832,27 @@ core::Result<OffsetMap> CommittedOffsets(const KafkaConfig& config, const std::s
   // read_uncommitted: the lookup then does not wait for the group's open
   // transactions (librdkafka asks for stable offsets only when reading
   // committed), and what an open transaction would commit is not counted.
-  auto conf = MakeConf(config, {{"group.id", group},
-                                {"enable.auto.commit", "false"},
-                                {"enable.auto.offset.store", "false"},
-                                {"isolation.level", "read_uncommitted"}});
-  if (!conf.ok()) return conf.error();
-  std::string err;
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf.value().get(), err));
-  if (!consumer) return Error{Errc::kInvalidArgument, "cannot create Kafka reader: " + err};
-  auto marks = TopicWatermarks(*consumer, topic);
+  KafkaConfig lookup = config;
+  lookup.reader_group = group;
+  lookup.overrides["isolation.level"] = "read_uncommitted";
+  auto consumer = MakeReader(lookup);
+  if (!consumer.ok()) return consumer.error();
+  auto marks = TopicWatermarks(*consumer.value(), topic);
   if (!marks.ok()) {
-    consumer->close();
+    consumer.value()->close();
     return marks.error();
   }
   std::vector<RdKafka::TopicPartition*> partitions;
   for (const auto& [p, w] : marks.value()) partitions.push_back(RdKafka::TopicPartition::create(topic, p));
   std::string why;
-  auto code = consumer->committed(partitions, 10000);
+  const bool found = LookUpCommitted(consumer.value().get(), partitions, why) == Lookup::kFound;
   OffsetMap out;
-  if (code == RdKafka::ERR_NO_ERROR) {
-    for (const auto* p : partitions) {
-      if (p->err() != RdKafka::ERR_NO_ERROR) {
-        code = p->err();
-        why = p->topic() + "[" + std::to_string(p->partition()) + "]: " + RdKafka::err2str(code);
-        break;
-      }
-      if (p->offset() >= 0) out[{topic, p->partition()}] = p->offset();
-    }
-  } else {
-    why = RdKafka::err2str(code);
+  for (const auto* p : partitions) {
+    if (found && p->offset() >= 0) out[{topic, p->partition()}] = p->offset();
   }
   DestroyAll(partitions);
-  consumer->close();
-  if (code != RdKafka::ERR_NO_ERROR) {
-    return Error{Errc::kUnavailable, "committed offsets of group " + group + " on " + topic + ": " + why, true};
-  }
+  consumer.value()->close();
+  if (!found) return Error{Errc::kUnavailable, "committed offsets of group " + group + " on " + topic + ": " + why, true};
   return out;
 }
 

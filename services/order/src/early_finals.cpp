@@ -3,12 +3,6 @@
 #include <algorithm>
 
 namespace sagaflow::order {
-namespace {
-
-bool IsFinal(core::OrderStatus s) { return s == core::OrderStatus::kOk || s == core::OrderStatus::kNotOk; }
-
-}  // namespace
-
 void RecordFinal(core::OrderRecord& order, const core::FinalStatus& status, core::TimeMs produced_at_ms) {
   order.status = status.status;
   order.detail = status.detail;

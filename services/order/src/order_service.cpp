@@ -458,8 +458,6 @@ class OrderService final : public runtime::Service {
 
   // ----------------------------------------------------------------- reads
 
-  static bool IsFinal(core::OrderStatus s) { return s == core::OrderStatus::kOk || s == core::OrderStatus::kNotOk; }
-
   // The order as the view holds it.
   std::optional<core::OrderRecord> ReadViewed(core::OrderId id) const {
     auto bytes = view_->Get(core::SagaKey(id));
@@ -728,7 +726,7 @@ class OrderTask final : public runtime::ServiceTask {
         DeadLetter(tx, record, "final status for unknown order " + std::to_string(message->saga_id));
         continue;
       }
-      if (r->status == core::OrderStatus::kOk || r->status == core::OrderStatus::kNotOk) continue;  // duplicate
+      if (IsFinal(r->status)) continue;  // duplicate
       // The same record as the early announcement made of it (EarlyFinals).
       RecordFinal(*r, *final_status, message->produced_at_ms);
       Put(tx, *r);
