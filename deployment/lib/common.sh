@@ -80,6 +80,19 @@ require_cmd() {
   command -v "$1" >/dev/null 2>&1 || die "'$1' not found: $2"
 }
 
+# append_broker_properties FILE: append the file named by
+# SAGAFLOW_KAFKA_BROKER_PROPERTIES, if set, to a broker configuration being
+# generated (java.util.Properties: a later line wins over an earlier one).
+append_broker_properties() {
+  local extra=${SAGAFLOW_KAFKA_BROKER_PROPERTIES:-}
+  [[ -n $extra ]] || return 0
+  [[ -f $extra && -r $extra ]] || die "SAGAFLOW_KAFKA_BROKER_PROPERTIES=$extra: not a readable file"
+  {
+    printf '\n# Appended from SAGAFLOW_KAFKA_BROKER_PROPERTIES=%s (a later line wins)\n' "$extra"
+    cat "$extra"
+  } >>"$1"
+}
+
 # port_open HOST PORT: true when something accepts TCP connections there.
 port_open() {
   timeout 2 bash -c ': <>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null
