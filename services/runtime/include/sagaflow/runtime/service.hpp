@@ -67,7 +67,7 @@ struct ServiceOptions {
   bool sync_writes = false;
   /// How long a loop that is behind, or that holds only input nobody waits for, lets its batch
   /// fill (core::ProcessorOptions::commit_interval).
-  int commit_interval_ms = 50;
+  int commit_interval_ms = 30;
   /// Each partition's task gets a transactional producer of its own (fenced by
   /// its transactional id when another instance takes it over) instead of one
   /// producer and one transaction per cycle for all the instance's tasks.
