@@ -10,6 +10,14 @@ TEST(Types, StatusNamesMatchReferenceWording) {
   EXPECT_EQ(static_cast<int>(OrderStatus::kNotOk), 4);
 }
 
+TEST(Types, OnlyOkAndNotOkAreFinal) {
+  EXPECT_TRUE(IsFinal(OrderStatus::kOk));
+  EXPECT_TRUE(IsFinal(OrderStatus::kNotOk));
+  for (auto s : {OrderStatus::kUnknown, OrderStatus::kNew, OrderStatus::kProcess, OrderStatus::kCanceled}) {
+    EXPECT_FALSE(IsFinal(s)) << ToString(s);
+  }
+}
+
 TEST(Types, CompensationRunsOnTheSameServiceAsItsStep) {
   EXPECT_EQ(ServiceOf(Step::kReleaseStock), ServiceOf(Step::kReserveStock));
   EXPECT_EQ(ServiceOf(Step::kCharge), Service::kPayment);

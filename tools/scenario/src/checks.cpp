@@ -36,8 +36,6 @@ CheckResult Finish(std::string name, std::string numbers, Problems& problems, co
   return r;
 }
 
-bool Terminal(OrderStatus s) { return s == OrderStatus::kOk || s == OrderStatus::kNotOk; }
-
 std::string Id(core::OrderId id) { return std::to_string(id); }
 
 }  // namespace
@@ -48,7 +46,7 @@ std::map<core::OrderId, core::OrderRecord> LatestOrders(const std::vector<core::
     auto [it, fresh] = latest.emplace(r.order.order_id, r);
     // A record never goes back from a final status (a late duplicate of the
     // accepted record must not hide the end).
-    if (!fresh && !(Terminal(it->second.status) && !Terminal(r.status))) it->second = r;
+    if (!fresh && !(core::IsFinal(it->second.status) && !core::IsFinal(r.status))) it->second = r;
   }
   return latest;
 }

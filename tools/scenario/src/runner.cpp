@@ -483,7 +483,7 @@ class ScenarioRun {
     if (!unreadable.empty()) return -1;
     int64_t open = 0;
     for (const auto& [id, r] : latest) {
-      if (r.status != core::OrderStatus::kOk && r.status != core::OrderStatus::kNotOk) ++open;
+      if (!core::IsFinal(r.status)) ++open;
     }
     for (const auto id : acknowledged_) {
       if (!latest.contains(id)) ++open;

@@ -28,6 +28,8 @@ enum class PaymentType : int8_t { kUnknown = 0, kCard = 1, kSbp = 2 };
 enum class NotificationType : int8_t { kUnknown = 0, kEmail = 1, kSms = 2 };
 /// Reference codes: 1 New, 2 Process, 3 OK, 4 NOT OK, 5 Canceled.
 enum class OrderStatus : int8_t { kUnknown = 0, kNew = 1, kProcess = 2, kOk = 3, kNotOk = 4, kCanceled = 5 };
+/// Whether an order with status `s` has ended (OK or NOT OK).
+inline bool IsFinal(OrderStatus s) { return s == OrderStatus::kOk || s == OrderStatus::kNotOk; }
 /// A saga step; compensations are steps too.
 enum class Step : int8_t { kUnknown = 0, kReserveStock = 1, kCharge = 2, kNotify = 3, kReleaseStock = 4 };
 /// Reference service ids: 1 warehouse, 2 payment, 3 notification.

@@ -32,8 +32,7 @@
 
 namespace sagaflow::order {
 
-/// Whether an order with status `s` has ended (OK or NOT OK).
-inline bool IsFinal(core::OrderStatus s) { return s == core::OrderStatus::kOk || s == core::OrderStatus::kNotOk; }
+using core::IsFinal;
 
 /// Records final status `status`, produced at `produced_at_ms`, in `order`.
 /// A finish is never before the acceptance (another machine's clock may have
