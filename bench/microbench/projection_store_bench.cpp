@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -99,12 +100,38 @@ double MiBUnder(const std::filesystem::path& dir, const std::string& extension =
   return static_cast<double>(bytes) / (1 << 20);
 }
 
+// What RocksDB's compactions wrote and spent, from the events in its info LOG files under `dir`
+// (RocksDB keeps the newest three LOG files of up to 4 MiB each: more than a benchmark writes).
+struct Compactions {
+  double written_mib = 0;
+  double cpu_s = 0;
+};
+Compactions CompactionsUnder(const std::filesystem::path& dir) {
+  const auto number_after = [](const std::string& line, const std::string& field) -> double {
+    const auto at = line.find("\"" + field + "\": ");
+    return at == std::string::npos ? 0.0 : std::strtod(line.c_str() + at + field.size() + 4, nullptr);
+  };
+  Compactions out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (entry.path().filename().string().rfind("LOG", 0) != 0) continue;
+    std::ifstream in(entry.path());
+    for (std::string line; std::getline(in, line);) {
+      if (line.find("\"compaction_finished\"") == std::string::npos) continue;
+      out.written_mib += number_after(line, "total_output_size") / (1 << 20);
+      out.cpu_s += number_after(line, "compaction_time_cpu_micros") / 1e6;
+    }
+  }
+  return out;
+}
+
 // A store growing as the orchestrator's does, to N sagas: every commit carries 30 new sagas and
 // moves the 90 before them on, each saga taking four commits (one per input) to write its eight
 // events (`ev/<saga>/<version>`, 300 bytes) and overwrite its state (`snap/<saga>`, 600 bytes),
 // plus the applied offset. About 3 KB stay per saga. CPU is the whole process's, compaction
 // threads included, so it shows what compaction costs as the store grows. Counters: `store_MiB`
-// on disk at the end, `wal_max_MiB` the largest the write-ahead log got.
+// on disk at the end, `wal_max_MiB` the largest the write-ahead log got, `compacted_MiB` and
+// `compaction_cpu_s` what the compactions wrote and the CPU they took.
 void BM_ProjectionStoreGrowth(benchmark::State& state) {
   constexpr int kSagasPerCommit = 30;
   constexpr int kStages = 4;
@@ -148,6 +175,9 @@ void BM_ProjectionStoreGrowth(benchmark::State& state) {
     state.counters["store_MiB"] = MiBUnder(dir.path() / "db");
     state.counters["wal_max_MiB"] = wal_max;
     store.reset();  // closing waits for the compaction under way
+    const auto compactions = CompactionsUnder(dir.path() / "db");
+    state.counters["compacted_MiB"] = compactions.written_mib;
+    state.counters["compaction_cpu_s"] = compactions.cpu_s;
   }
   state.SetItemsProcessed(state.iterations() * sagas);
 }

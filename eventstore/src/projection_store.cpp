@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <mutex>
+#include <shared_mutex>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -35,6 +37,10 @@ namespace {
 
 constexpr char kStateCf[] = "state";
 constexpr char kOffsetsCf[] = "offsets";
+// Column family of table T ("table:ev" holds the keys "ev/...").
+constexpr std::string_view kTableCfPrefix = "table:";
+// Keys moved per WriteBatch when a store of the single-column-family layout is opened.
+constexpr size_t kMoveBatch = 10'000;
 // Kafka topic names are [a-zA-Z0-9._-], so the unit separator cannot occur in
 // one and "<topic>\x1f<partition>" decodes unambiguously.
 constexpr char kTopicSeparator = '\x1f';
@@ -76,6 +82,14 @@ std::optional<std::pair<TopicPartition, int64_t>> DecodeOffsetEntry(std::string_
 
 bool StartsWith(const rocksdb::Slice& s, std::string_view prefix) {
   return s.size() >= prefix.size() && std::string_view(s.data(), prefix.size()) == prefix;
+}
+
+std::string_view View(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+
+// The table of a key: what precedes its first '/' ("ev" for "ev/42/7"); none ("") without a '/'.
+std::string_view TableOf(std::string_view key) {
+  const auto slash = key.find('/');
+  return slash == std::string_view::npos ? std::string_view() : key.substr(0, slash);
 }
 
 // Options for a small store: one LRU cache bounds block cache + memtables
@@ -142,8 +156,22 @@ std::string OpenFailureHint(const rocksdb::Status& s) {
          "delete the directory and restart to rebuild the projection from its changelog";
 }
 
-/// The RocksDB implementation of ProjectionStore: state in column family
-/// "state", next offsets per changelog partition in "offsets".
+/// The RocksDB implementation of ProjectionStore: next offsets per changelog
+/// partition in column family "offsets"; the state in one column family per
+/// table, "table:T" holding the keys "T/...", created on the first write to
+/// the table; keys without a '/' in "state".
+///
+/// Why a column family per table: a service's keys grow with time within each
+/// table (order ids are increasing) but not across tables, and RocksDB orders
+/// a column family's keys in one range. In one column family every flushed
+/// file spanned from the newest keys of one table to the newest of another,
+/// so it overlapped all the tables in between and each compaction rewrote
+/// them; a table of its own flushes files that overlap only its newest keys,
+/// and its compactions rewrite little besides them.
+///
+/// A store written by earlier versions (every key in "state") has its keys
+/// moved to their tables' column families when it is opened, in batches that
+/// each move keys atomically.
 class RocksProjectionStore final : public ProjectionStore {
  public:
   static core::Result<std::unique_ptr<ProjectionStore>> Open(const std::filesystem::path& dir,
@@ -169,6 +197,20 @@ class RocksProjectionStore final : public ProjectionStore {
         {kStateCf, tuned.cf},
         {kOffsetsCf, tuned.cf},
     };
+    // The tables' column families of an existing store (none in a new directory).
+    std::vector<std::string> existing;
+    if (std::filesystem::exists(dir / "CURRENT", ec)) {
+      const auto listed = rocksdb::DB::ListColumnFamilies(tuned.db, dir.string(), &existing);
+      if (!listed.ok()) {
+        return core::Error{core::Errc::kIoError,
+                           "cannot open projection store at '" + dir.string() + "': " + listed.ToString() + "; " +
+                               OpenFailureHint(listed),
+                           false};
+      }
+    }
+    for (const auto& name : existing) {
+      if (name.starts_with(kTableCfPrefix)) descriptors.emplace_back(name, tuned.cf);
+    }
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* raw = nullptr;
     const rocksdb::Status s = rocksdb::DB::Open(tuned.db, dir.string(), descriptors, &handles, &raw);
@@ -178,8 +220,13 @@ class RocksProjectionStore final : public ProjectionStore {
                              OpenFailureHint(s),
                          false};
     }
-    return std::unique_ptr<ProjectionStore>(
-        new RocksProjectionStore(dir, options, std::unique_ptr<rocksdb::DB>(raw), std::move(handles)));
+    std::unique_ptr<RocksProjectionStore> store(
+        new RocksProjectionStore(dir, options, tuned.cf, std::unique_ptr<rocksdb::DB>(raw), std::move(handles)));
+    for (size_t i = 3; i < descriptors.size(); ++i) {
+      store->tables_.emplace(descriptors[i].name.substr(kTableCfPrefix.size()), store->handles_[i]);
+    }
+    if (auto moved = store->MoveKeysToTables(); !moved.ok()) return moved.error();
+    return std::unique_ptr<ProjectionStore>(std::move(store));
   }
 
   ~RocksProjectionStore() override {
@@ -194,8 +241,10 @@ class RocksProjectionStore final : public ProjectionStore {
   }
 
   std::optional<std::string> Get(std::string_view key) const override {
+    auto* cf = FindColumnFamily(TableOf(key));
+    if (cf == nullptr) return std::nullopt;  // nothing was ever written to the key's table
     std::string value;
-    const auto s = db_->Get(rocksdb::ReadOptions(), state_, rocksdb::Slice(key.data(), key.size()), &value);
+    const auto s = db_->Get(rocksdb::ReadOptions(), cf, rocksdb::Slice(key.data(), key.size()), &value);
     if (s.IsNotFound()) return std::nullopt;
     SAGAFLOW_CHECK(s.ok(), "projection store " + dir_.string() + ": Get failed: " + s.ToString());
     return value;
@@ -203,15 +252,38 @@ class RocksProjectionStore final : public ProjectionStore {
 
   void ScanPrefix(std::string_view prefix,
                   const std::function<bool(std::string_view key, std::string_view value)>& fn) const override {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), state_));
-    for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size())); it->Valid() && StartsWith(it->key(), prefix);
-         it->Next()) {
-      const auto k = it->key();
-      const auto v = it->value();
-      if (!fn(std::string_view(k.data(), k.size()), std::string_view(v.data(), v.size()))) return;
+    // The column families that may hold keys starting with `prefix`: its table's when it names
+    // one ("ev/42/"); otherwise ("ev", "") "state" and every table whose name starts with it.
+    std::vector<rocksdb::ColumnFamilyHandle*> families;
+    if (prefix.find('/') != std::string_view::npos) {
+      if (auto* cf = FindColumnFamily(TableOf(prefix))) families.push_back(cf);
+    } else {
+      families.push_back(state_);
+      std::shared_lock lock(tables_mu_);
+      for (const auto& [table, cf] : tables_) {
+        if (table.starts_with(prefix)) families.push_back(cf);
+      }
     }
-    SAGAFLOW_CHECK(it->status().ok(),
-                   "projection store " + dir_.string() + ": scan failed: " + it->status().ToString());
+    // Merged in key order (the store's comparator is bytewise).
+    std::vector<std::unique_ptr<rocksdb::Iterator>> its;
+    for (auto* cf : families) {
+      its.emplace_back(db_->NewIterator(rocksdb::ReadOptions(), cf));
+      its.back()->Seek(rocksdb::Slice(prefix.data(), prefix.size()));
+    }
+    while (true) {
+      rocksdb::Iterator* next = nullptr;
+      for (auto& it : its) {
+        if (!it->Valid() || !StartsWith(it->key(), prefix)) continue;
+        if (next == nullptr || it->key().compare(next->key()) < 0) next = it.get();
+      }
+      if (next == nullptr) break;
+      if (!fn(View(next->key()), View(next->value()))) return;
+      next->Next();
+    }
+    for (const auto& it : its) {
+      SAGAFLOW_CHECK(it->status().ok(),
+                     "projection store " + dir_.string() + ": scan failed: " + it->status().ToString());
+    }
   }
 
   OffsetMap AppliedOffsets() const override {
@@ -236,7 +308,9 @@ class RocksProjectionStore final : public ProjectionStore {
 
     rocksdb::WriteBatch batch;
     for (const auto& [key, value] : writes.writes()) {
-      const auto s = value ? batch.Put(state_, key, *value) : batch.Delete(state_, key);
+      auto cf = ColumnFamilyForWrite(TableOf(key));
+      if (!cf.ok()) return CommitError(writes, offsets, cf.error());
+      const auto s = value ? batch.Put(*cf, key, *value) : batch.Delete(*cf, key);
       if (!s.ok()) return CommitError(writes, offsets, s);
     }
     for (const auto& [tp, offset] : offsets) {
@@ -269,12 +343,89 @@ class RocksProjectionStore final : public ProjectionStore {
   }
 
  private:
-  RocksProjectionStore(std::filesystem::path dir, const StoreOptions& options, std::unique_ptr<rocksdb::DB> db,
-                       std::vector<rocksdb::ColumnFamilyHandle*> handles)
-      : dir_(std::move(dir)), options_(options), db_(std::move(db)), handles_(std::move(handles)) {
+  RocksProjectionStore(std::filesystem::path dir, const StoreOptions& options, rocksdb::ColumnFamilyOptions cf_options,
+                       std::unique_ptr<rocksdb::DB> db, std::vector<rocksdb::ColumnFamilyHandle*> handles)
+      : dir_(std::move(dir)),
+        options_(options),
+        cf_options_(std::move(cf_options)),
+        db_(std::move(db)),
+        handles_(std::move(handles)) {
     // Same order as the descriptors in Open().
     state_ = handles_.at(1);
     offsets_ = handles_.at(2);
+  }
+
+  // The column family of `table` ("state" for none); nullptr if the table has none yet.
+  rocksdb::ColumnFamilyHandle* FindColumnFamily(std::string_view table) const {
+    if (table.empty()) return state_;
+    std::shared_lock lock(tables_mu_);
+    auto it = tables_.find(table);
+    return it == tables_.end() ? nullptr : it->second;
+  }
+
+  // For a Commit: the column family of `table`, created if it has none yet.
+  core::Result<rocksdb::ColumnFamilyHandle*> ColumnFamilyForWrite(std::string_view table) {
+    if (auto* cf = FindColumnFamily(table)) return cf;
+    // Tasks commit from threads of their own: one creates, the others then find it.
+    std::lock_guard create(create_mu_);
+    if (auto* cf = FindColumnFamily(table)) return cf;
+    rocksdb::ColumnFamilyHandle* cf = nullptr;
+    const auto s = db_->CreateColumnFamily(cf_options_, std::string(kTableCfPrefix) + std::string(table), &cf);
+    if (!s.ok()) {
+      return core::Error{core::Errc::kIoError,
+                         "projection store " + dir_.string() + ": creating the column family of table '" +
+                             std::string(table) + "': " + s.ToString(),
+                         false};
+    }
+    std::unique_lock lock(tables_mu_);
+    handles_.push_back(cf);
+    tables_.emplace(std::string(table), cf);
+    return cf;
+  }
+
+  // Moves the keys of tables out of "state", where stores of the single-column-family layout
+  // kept them; each batch moves its keys atomically, so a move cut short resumes on the next open.
+  core::Status MoveKeysToTables() {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), state_));
+    size_t moved = 0;
+    rocksdb::WriteBatch batch;
+    auto write = [&]() -> core::Status {
+      if (batch.Count() == 0) return core::Status::Ok();
+      rocksdb::WriteOptions wo;
+      wo.sync = options_.sync;
+      if (auto s = db_->Write(wo, &batch); !s.ok()) return MoveError(s);
+      batch.Clear();
+      spdlog::info("projection store {}: {} keys moved to their tables' column families", dir_.string(), moved);
+      return core::Status::Ok();
+    };
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      const auto key = View(it->key());
+      const auto table = TableOf(key);
+      if (table.empty()) continue;
+      auto cf = ColumnFamilyForWrite(table);
+      if (!cf.ok()) return cf.error();
+      if (auto s = batch.Put(*cf, it->key(), it->value()); !s.ok()) return MoveError(s);
+      if (auto s = batch.Delete(state_, it->key()); !s.ok()) return MoveError(s);
+      if (++moved % kMoveBatch == 0) {
+        if (auto s = write(); !s.ok()) return s;
+      }
+    }
+    if (!it->status().ok()) return MoveError(it->status());
+    return write();
+  }
+
+  core::Error MoveError(const rocksdb::Status& s) const {
+    return core::Error{core::Errc::kIoError,
+                       "projection store " + dir_.string() + ": moving keys to their tables' column families: " +
+                           s.ToString() + "; " + OpenFailureHint(s),
+                       false};
+  }
+
+  core::Error CommitError(const WriteSet& writes, const OffsetMap& offsets, const core::Error& e) const {
+    return core::Error{core::Errc::kIoError,
+                       "commit of " + std::to_string(writes.size()) + " writes and " + std::to_string(offsets.size()) +
+                           " offsets failed: " + e.message,
+                       false};
   }
 
   core::Error CommitError(const WriteSet& writes, const OffsetMap& offsets, const rocksdb::Status& s) const {
@@ -289,10 +440,18 @@ class RocksProjectionStore final : public ProjectionStore {
 
   std::filesystem::path dir_;
   StoreOptions options_;
+  rocksdb::ColumnFamilyOptions cf_options_;
   std::unique_ptr<rocksdb::DB> db_;
+  // Every column family handle (released when the store closes); grows under tables_mu_.
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   rocksdb::ColumnFamilyHandle* state_ = nullptr;
   rocksdb::ColumnFamilyHandle* offsets_ = nullptr;
+  // Table name -> its column family. Readers (any thread) look up under a shared lock; a
+  // Commit that writes to a new table creates its column family under create_mu_ and adds it.
+  // Handles live until the store closes.
+  std::mutex create_mu_;
+  mutable std::shared_mutex tables_mu_;
+  std::map<std::string, rocksdb::ColumnFamilyHandle*, std::less<>> tables_;
 };
 
 }  // namespace

@@ -2,11 +2,14 @@
 
 #include <gtest/gtest.h>
 #include <fcntl.h>
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
@@ -15,6 +18,7 @@
 #include <limits>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -153,6 +157,97 @@ TEST_F(ProjectionStoreTest, ScanPrefixIncludesOnlyKeysStartingWithThePrefix) {
   EXPECT_TRUE(keys("abd").empty());
   EXPECT_TRUE(keys("c").empty());
   EXPECT_EQ(keys("").size(), 9u);  // the empty prefix matches everything
+}
+
+// Each table (what precedes a key's first '/') is a column family of its own: a prefix that
+// does not name one table reads several, merged in key order.
+TEST_F(ProjectionStoreTest, ScanPrefixMergesTablesInKeyOrder) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  WriteSet ws;
+  for (const char* k : {"ab/1", "a/2", "abc", "a", "ab", "b/1", "a/1"}) ws.Put(k, std::string("v-") + k);
+  CommitOk(*store, ws);
+
+  auto keys = [&](std::string_view prefix) {
+    std::vector<std::string> out;
+    for (auto& [k, v] : Scan(*store, prefix)) {
+      EXPECT_EQ(v, "v-" + k);
+      out.push_back(k);
+    }
+    return out;
+  };
+  EXPECT_EQ(keys("a"), (std::vector<std::string>{"a", "a/1", "a/2", "ab", "ab/1", "abc"}));
+  EXPECT_EQ(keys("ab"), (std::vector<std::string>{"ab", "ab/1", "abc"}));
+  EXPECT_EQ(keys("a/"), (std::vector<std::string>{"a/1", "a/2"}));
+  EXPECT_EQ(keys(""), (std::vector<std::string>{"a", "a/1", "a/2", "ab", "ab/1", "abc", "b/1"}));
+  EXPECT_TRUE(keys("c/").empty());  // a table never written
+  EXPECT_EQ(store->Get("c/1"), std::nullopt);
+}
+
+// Stores written before tables had column families of their own kept every key in "state":
+// opening one moves the keys to their tables (in several batches here), once.
+TEST_F(ProjectionStoreTest, AStoreWithEveryKeyInOneColumnFamilyIsMovedToTablesWhenOpened) {
+  const auto path = (dir_.path() / "db").string();
+  constexpr int kEvents = 25'000;
+  auto event_key = [](int i) {
+    char key[32];
+    std::snprintf(key, sizeof(key), "ev/%08d", i);
+    return std::string(key);
+  };
+  {
+    rocksdb::DBOptions options;
+    options.create_if_missing = true;
+    options.create_missing_column_families = true;
+    std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+        {rocksdb::kDefaultColumnFamilyName, {}}, {"state", {}}, {"offsets", {}}};
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(options, path, families, &handles, &db).ok());
+    rocksdb::WriteBatch batch;
+    for (int i = 0; i < kEvents; ++i) ASSERT_TRUE(batch.Put(handles[1], event_key(i), std::to_string(i)).ok());
+    ASSERT_TRUE(batch.Put(handles[1], "snap/7", "s7").ok());
+    ASSERT_TRUE(batch.Put(handles[1], "watermark", "42").ok());
+    ASSERT_TRUE(db->Write(rocksdb::WriteOptions(), &batch).ok());
+    for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+    ASSERT_TRUE(db->Close().ok());
+    delete db;
+  }
+  for (int open = 0; open < 2; ++open) {
+    auto store = Open();
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(store->Get("snap/7"), "s7");
+    EXPECT_EQ(store->Get("watermark"), "42");
+    EXPECT_EQ(store->Get(event_key(kEvents - 1)), std::to_string(kEvents - 1));
+    EXPECT_EQ(store->CountPrefix("ev/"), static_cast<size_t>(kEvents));
+    EXPECT_EQ(store->CountPrefix(""), static_cast<size_t>(kEvents + 2));
+  }
+  std::vector<std::string> names;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names).ok());
+  EXPECT_NE(std::find(names.begin(), names.end(), "table:ev"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "table:snap"), names.end());
+}
+
+// A service's tasks commit from threads of their own, and may write to a new table at once.
+TEST_F(ProjectionStoreTest, TasksCommittingToANewTableAtOnceAllSucceed) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  constexpr int kThreads = 8;
+  constexpr int kTables = 20;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int table = 0; table < kTables; ++table) {
+        WriteSet ws;
+        ws.Put("t" + std::to_string(table) + "/" + std::to_string(t), "v");
+        if (!store->Commit(ws, {}).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(store->CountPrefix(""), static_cast<size_t>(kThreads * kTables));
+  EXPECT_EQ(store->CountPrefix("t7/"), static_cast<size_t>(kThreads));
 }
 
 TEST_F(ProjectionStoreTest, CountPrefixCountsOnlyMatchingKeys) {

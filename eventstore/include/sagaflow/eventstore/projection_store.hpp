@@ -5,9 +5,12 @@
 ///
 /// Lifecycle: Open() a directory (created if missing), read with Get/ScanPrefix,
 /// advance with Commit(). Dropping the object closes the database.
-/// Thread safety: Get/ScanPrefix/AppliedOffsets may run concurrently with each
-/// other and with one Commit; Commit calls must be serialized by the caller
-/// (services have one writer thread).
+/// Keys are grouped in tables, the part of a key before its first '/' ("orders"
+/// in "orders/42"); each table is kept apart on disk (a RocksDB column family),
+/// so a table whose keys grow with time (ids, versions) compacts cheaply.
+/// Thread safety: every call may run concurrently with the others (a service's
+/// tasks commit from threads of their own); commits that write the same keys
+/// or offsets must be ordered by the caller.
 /// Durability: writes go through the WAL; with sync=false (the default) a
 /// process crash loses nothing, a machine crash can lose the last writes, which
 /// the service then re-applies from the changelog (offsets are stored with them).
