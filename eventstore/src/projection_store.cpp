@@ -220,17 +220,21 @@ class RocksProjectionStore final : public ProjectionStore {
                              OpenFailureHint(s),
                          false};
     }
-    std::unique_ptr<RocksProjectionStore> store(
-        new RocksProjectionStore(dir, options, tuned.cf, std::unique_ptr<rocksdb::DB>(raw), std::move(handles)));
+    // Same order as the descriptors: default, state, offsets, then the tables.
+    Tables tables;
     for (size_t i = 3; i < descriptors.size(); ++i) {
-      store->tables_.emplace(descriptors[i].name.substr(kTableCfPrefix.size()), store->handles_[i]);
+      tables.emplace(descriptors[i].name.substr(kTableCfPrefix.size()), handles[i]);
     }
+    std::unique_ptr<RocksProjectionStore> store(new RocksProjectionStore(
+        dir, options, tuned.cf, std::unique_ptr<rocksdb::DB>(raw), handles[0], handles[1], handles[2], std::move(tables)));
     if (auto moved = store->MoveKeysToTables(); !moved.ok()) return moved.error();
     return std::unique_ptr<ProjectionStore>(std::move(store));
   }
 
   ~RocksProjectionStore() override {
-    for (auto* handle : handles_) {
+    std::vector<rocksdb::ColumnFamilyHandle*> handles = {default_, state_, offsets_};
+    for (const auto& [table, cf] : tables_) handles.push_back(cf);
+    for (auto* handle : handles) {
       const auto s = db_->DestroyColumnFamilyHandle(handle);
       if (!s.ok()) spdlog::warn("projection store {}: releasing column family: {}", dir_.string(), s.ToString());
     }
@@ -307,11 +311,19 @@ class RocksProjectionStore final : public ProjectionStore {
     if (writes.empty() && offsets.empty()) return core::Status::Ok();
 
     rocksdb::WriteBatch batch;
+    // The writes are in key order, so a table's keys come one after the other.
+    std::string_view table;
+    rocksdb::ColumnFamilyHandle* cf = nullptr;
     for (const auto& [key, value] : writes.writes()) {
-      auto cf = ColumnFamilyForWrite(TableOf(key));
-      if (!cf.ok()) return CommitError(writes, offsets, cf.error());
-      const auto s = value ? batch.Put(*cf, key, *value) : batch.Delete(*cf, key);
-      if (!s.ok()) return CommitError(writes, offsets, s);
+      if (cf == nullptr || TableOf(key) != table) {
+        table = TableOf(key);
+        if (auto s = ColumnFamilyForWrite(table, &cf); !s.ok()) {
+          return CommitError(writes, offsets,
+                             "creating the column family of table '" + std::string(table) + "': " + s.ToString());
+        }
+      }
+      const auto s = value ? batch.Put(cf, key, *value) : batch.Delete(cf, key);
+      if (!s.ok()) return CommitError(writes, offsets, s.ToString());
     }
     for (const auto& [tp, offset] : offsets) {
       if (tp.topic.empty() || tp.topic.find(kTopicSeparator) != std::string::npos) {
@@ -322,14 +334,14 @@ class RocksProjectionStore final : public ProjectionStore {
       }
       // Offsets of partitions not in `offsets` are left as stored: that is the merge.
       const auto s = batch.Put(offsets_, OffsetKey(tp), EncodeOffset(offset));
-      if (!s.ok()) return CommitError(writes, offsets, s);
+      if (!s.ok()) return CommitError(writes, offsets, s.ToString());
     }
 
     rocksdb::WriteOptions wo;
     wo.sync = options_.sync;
     wo.disableWAL = false;  // the WAL is what makes a Commit survive a crash
     const auto s = db_->Write(wo, &batch);
-    if (!s.ok()) return CommitError(writes, offsets, s);
+    if (!s.ok()) return CommitError(writes, offsets, s.ToString());
     return core::Status::Ok();
   }
 
@@ -343,17 +355,19 @@ class RocksProjectionStore final : public ProjectionStore {
   }
 
  private:
+  using Tables = std::map<std::string, rocksdb::ColumnFamilyHandle*, std::less<>>;
+
   RocksProjectionStore(std::filesystem::path dir, const StoreOptions& options, rocksdb::ColumnFamilyOptions cf_options,
-                       std::unique_ptr<rocksdb::DB> db, std::vector<rocksdb::ColumnFamilyHandle*> handles)
+                       std::unique_ptr<rocksdb::DB> db, rocksdb::ColumnFamilyHandle* default_cf,
+                       rocksdb::ColumnFamilyHandle* state, rocksdb::ColumnFamilyHandle* offsets, Tables tables)
       : dir_(std::move(dir)),
         options_(options),
         cf_options_(std::move(cf_options)),
         db_(std::move(db)),
-        handles_(std::move(handles)) {
-    // Same order as the descriptors in Open().
-    state_ = handles_.at(1);
-    offsets_ = handles_.at(2);
-  }
+        default_(default_cf),
+        state_(state),
+        offsets_(offsets),
+        tables_(std::move(tables)) {}
 
   // The column family of `table` ("state" for none); nullptr if the table has none yet.
   rocksdb::ColumnFamilyHandle* FindColumnFamily(std::string_view table) const {
@@ -363,28 +377,22 @@ class RocksProjectionStore final : public ProjectionStore {
     return it == tables_.end() ? nullptr : it->second;
   }
 
-  // For a Commit: the column family of `table`, created if it has none yet.
-  core::Result<rocksdb::ColumnFamilyHandle*> ColumnFamilyForWrite(std::string_view table) {
-    if (auto* cf = FindColumnFamily(table)) return cf;
+  // For a write: the column family of `table` in `*cf`, created if it has none yet.
+  rocksdb::Status ColumnFamilyForWrite(std::string_view table, rocksdb::ColumnFamilyHandle** cf) {
+    if ((*cf = FindColumnFamily(table)) != nullptr) return rocksdb::Status::OK();
     // Tasks commit from threads of their own: one creates, the others then find it.
     std::lock_guard create(create_mu_);
-    if (auto* cf = FindColumnFamily(table)) return cf;
-    rocksdb::ColumnFamilyHandle* cf = nullptr;
-    const auto s = db_->CreateColumnFamily(cf_options_, std::string(kTableCfPrefix) + std::string(table), &cf);
-    if (!s.ok()) {
-      return core::Error{core::Errc::kIoError,
-                         "projection store " + dir_.string() + ": creating the column family of table '" +
-                             std::string(table) + "': " + s.ToString(),
-                         false};
-    }
+    if ((*cf = FindColumnFamily(table)) != nullptr) return rocksdb::Status::OK();
+    const auto s = db_->CreateColumnFamily(cf_options_, std::string(kTableCfPrefix) + std::string(table), cf);
+    if (!s.ok()) return s;
     std::unique_lock lock(tables_mu_);
-    handles_.push_back(cf);
-    tables_.emplace(std::string(table), cf);
-    return cf;
+    tables_.emplace(std::string(table), *cf);
+    return s;
   }
 
   // Moves the keys of tables out of "state", where stores of the single-column-family layout
   // kept them; each batch moves its keys atomically, so a move cut short resumes on the next open.
+  // Then "state" is compacted, so that later opens do not step over the moved keys' tombstones.
   core::Status MoveKeysToTables() {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), state_));
     size_t moved = 0;
@@ -402,16 +410,20 @@ class RocksProjectionStore final : public ProjectionStore {
       const auto key = View(it->key());
       const auto table = TableOf(key);
       if (table.empty()) continue;
-      auto cf = ColumnFamilyForWrite(table);
-      if (!cf.ok()) return cf.error();
-      if (auto s = batch.Put(*cf, it->key(), it->value()); !s.ok()) return MoveError(s);
+      rocksdb::ColumnFamilyHandle* cf = nullptr;
+      if (auto s = ColumnFamilyForWrite(table, &cf); !s.ok()) return MoveError(s);
+      if (auto s = batch.Put(cf, it->key(), it->value()); !s.ok()) return MoveError(s);
       if (auto s = batch.Delete(state_, it->key()); !s.ok()) return MoveError(s);
       if (++moved % kMoveBatch == 0) {
         if (auto s = write(); !s.ok()) return s;
       }
     }
     if (!it->status().ok()) return MoveError(it->status());
-    return write();
+    if (auto s = write(); !s.ok() || moved == 0) return s;
+    if (auto s = db_->CompactRange(rocksdb::CompactRangeOptions(), state_, nullptr, nullptr); !s.ok()) {
+      spdlog::warn("projection store {}: compacting the moved keys away: {}", dir_.string(), s.ToString());
+    }
+    return core::Status::Ok();
   }
 
   core::Error MoveError(const rocksdb::Status& s) const {
@@ -421,20 +433,13 @@ class RocksProjectionStore final : public ProjectionStore {
                        false};
   }
 
-  core::Error CommitError(const WriteSet& writes, const OffsetMap& offsets, const core::Error& e) const {
-    return core::Error{core::Errc::kIoError,
-                       "commit of " + std::to_string(writes.size()) + " writes and " + std::to_string(offsets.size()) +
-                           " offsets failed: " + e.message,
-                       false};
-  }
-
-  core::Error CommitError(const WriteSet& writes, const OffsetMap& offsets, const rocksdb::Status& s) const {
+  core::Error CommitError(const WriteSet& writes, const OffsetMap& offsets, const std::string& reason) const {
     // Not retryable: after a failed write RocksDB may be in read-only mode; the
     // service should stop and restart, re-applying from the stored offsets.
     return core::Error{core::Errc::kIoError,
                        "projection store " + dir_.string() + ": commit of " + std::to_string(writes.size()) +
-                           " writes and " + std::to_string(offsets.size()) + " offsets failed: " +
-                           s.ToString() + "; check the disk (space, permissions), then restart the service",
+                           " writes and " + std::to_string(offsets.size()) + " offsets failed: " + reason +
+                           "; check the disk (space, permissions), then restart the service",
                        false};
   }
 
@@ -442,16 +447,15 @@ class RocksProjectionStore final : public ProjectionStore {
   StoreOptions options_;
   rocksdb::ColumnFamilyOptions cf_options_;
   std::unique_ptr<rocksdb::DB> db_;
-  // Every column family handle (released when the store closes); grows under tables_mu_.
-  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
-  rocksdb::ColumnFamilyHandle* state_ = nullptr;
-  rocksdb::ColumnFamilyHandle* offsets_ = nullptr;
+  // Column family handles, all released when the store closes ("default" is unused).
+  rocksdb::ColumnFamilyHandle* default_;
+  rocksdb::ColumnFamilyHandle* state_;
+  rocksdb::ColumnFamilyHandle* offsets_;
   // Table name -> its column family. Readers (any thread) look up under a shared lock; a
   // Commit that writes to a new table creates its column family under create_mu_ and adds it.
-  // Handles live until the store closes.
   std::mutex create_mu_;
   mutable std::shared_mutex tables_mu_;
-  std::map<std::string, rocksdb::ColumnFamilyHandle*, std::less<>> tables_;
+  Tables tables_;
 };
 
 }  // namespace
