@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <mutex>
 
 #include "support/kafka_env.hpp"
@@ -31,7 +32,16 @@ class GlobalViewBroker : public ::testing::Test {
     store_ = std::move(store.value());
   }
 
-  void Commit(const std::vector<std::pair<std::string, std::string>>& records, bool abort = false) {
+  // Where each committed record landed, in produce order (empty when aborted).
+  std::vector<kafka::Delivered> Commit(const std::vector<std::pair<std::string, std::string>>& records,
+                                       bool abort = false) {
+    std::vector<kafka::Delivered> landed;
+    CommitInto(records, abort, landed);
+    return landed;
+  }
+
+  void CommitInto(const std::vector<std::pair<std::string, std::string>>& records, bool abort,
+                  std::vector<kafka::Delivered>& landed) {
     ASSERT_TRUE(producer_->Begin().ok());
     for (const auto& [k, v] : records) ASSERT_TRUE(producer_->Produce(topic_, k, v).ok());
     if (abort) {
@@ -42,6 +52,7 @@ class GlobalViewBroker : public ::testing::Test {
       // CatchUp promises what was committed before it, as readers see it:
       // once the commit's markers are written.
       ASSERT_TRUE(sagaflow::testing::WaitVisible(config_, *d)) << "the commit's markers never became visible";
+      landed = *d;
     }
   }
 
@@ -56,8 +67,8 @@ class GlobalViewBroker : public ::testing::Test {
 TEST_F(GlobalViewBroker, SeesEveryPartitionsCommittedRecordsAndCatchesUpPastTransactionMarkers) {
   std::vector<std::pair<std::string, std::string>> first;
   for (int i = 0; i < 30; ++i) first.emplace_back("k" + std::to_string(i), "v" + std::to_string(i));
-  ASSERT_NO_FATAL_FAILURE(Commit(first));
-  ASSERT_NO_FATAL_FAILURE(Commit({{"k1", "aborted"}, {"k99", "aborted"}}, /*abort=*/true));
+  ASSERT_NO_FATAL_FAILURE((void)Commit(first));
+  ASSERT_NO_FATAL_FAILURE((void)Commit({{"k1", "aborted"}, {"k99", "aborted"}}, /*abort=*/true));
 
   std::mutex mu;
   size_t applied = 0;
@@ -80,7 +91,7 @@ TEST_F(GlobalViewBroker, SeesEveryPartitionsCommittedRecordsAndCatchesUpPastTran
   EXPECT_EQ(scanned, 30u);
 
   // A commit after the view started: CatchUp returns once the view holds it.
-  ASSERT_NO_FATAL_FAILURE(Commit({{"k1", "new"}, {"k2", ""}}));
+  ASSERT_NO_FATAL_FAILURE((void)Commit({{"k1", "new"}, {"k2", ""}}));
   s = view.CatchUp(30s, kafka::PartitionOf("k1", 3));
   ASSERT_TRUE(s.ok()) << s.error().message;
   EXPECT_EQ(view.Get("k1"), "new");
@@ -89,6 +100,39 @@ TEST_F(GlobalViewBroker, SeesEveryPartitionsCommittedRecordsAndCatchesUpPastTran
   EXPECT_EQ(view.Get("k2"), std::nullopt);
   std::lock_guard lock(mu);
   EXPECT_EQ(applied, 32u);
+}
+
+// The tail's answer to "which of these offsets are records": the end of the
+// last committed record, whatever markers and aborted records follow it.
+TEST_F(GlobalViewBroker, TheTailTellsWhereTheCommittedRecordsEndPastMarkersAndAbortedRecords) {
+  std::vector<kafka::Delivered> landed;
+  ASSERT_NO_FATAL_FAILURE(landed = Commit({{"a", "1"}, {"b", "2"}, {"c", "3"}, {"d", "4"}}));
+  ASSERT_NO_FATAL_FAILURE((void)Commit({{"a", "x"}, {"b", "x"}, {"c", "x"}, {"d", "x"}}, /*abort=*/true));
+  std::map<int32_t, int64_t> last_record_end;
+  for (const auto& d : landed) last_record_end[d.partition] = std::max(last_record_end[d.partition], d.offset + 1);
+
+  auto tail = kafka::TopicTail::Open(config_, topic_, {});
+  ASSERT_TRUE(tail.ok()) << tail.error().message;
+  auto ends = tail.value()->EndOffsets();
+  ASSERT_TRUE(ends.ok()) << ends.error().message;
+  kafka::OffsetMap from;
+  for (const auto& [tp, end] : ends.value()) from[tp] = 0;
+  // Twice from the same offsets: each call reads its gap anew.
+  for (int round = 0; round < 2; ++round) {
+    auto record_ends = tail.value()->CommittedRecordEnds(from, ends.value(), 30s);
+    ASSERT_TRUE(record_ends.ok()) << record_ends.error().message;
+    for (const auto& [tp, end] : ends.value()) {
+      const int64_t want = last_record_end.count(tp.partition) ? last_record_end[tp.partition] : 0;
+      EXPECT_EQ(record_ends.value().at(tp), want) << "partition " << tp.partition << ", round " << round;
+      if (want > 0) EXPECT_GT(end, want) << "markers follow the records";
+    }
+  }
+  // From the end of the records on there are only markers: nothing to read.
+  kafka::OffsetMap at_records_end;
+  for (const auto& [p, end] : last_record_end) at_records_end[{topic_, p}] = end;
+  auto none = tail.value()->CommittedRecordEnds(at_records_end, ends.value(), 30s);
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  for (const auto& [tp, end] : at_records_end) EXPECT_EQ(none.value().at(tp), end);
 }
 
 }  // namespace

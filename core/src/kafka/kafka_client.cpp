@@ -953,15 +953,19 @@ class TopicTailImpl final : public TopicTail {
  public:
   ~TopicTailImpl() override {
     if (consumer_) consumer_->close();
+    if (prober_) prober_->close();
   }
 
   Status Init(const KafkaConfig& config, const std::string& topic, const OffsetMap& start) {
     topic_ = topic;
-    // A partition's end shows (as an EOF at the offset past its last
-    // transaction marker) only when a fetch comes back empty, after at most
-    // fetch.wait.max.ms: keep it short, as CatchUp waits for that.
+    config_ = config;
+    // A fetch returns as soon as records are committed; on a quiet topic the
+    // broker holds it up to fetch.wait.max.ms. Every held fetch costs the
+    // broker a request, so the follower waits long (a partition's end past
+    // its markers shows late here; CommittedRecordEnds answers that at once,
+    // with the second reader).
     KafkaConfig tuned = config;
-    tuned.overrides.emplace("fetch.wait.max.ms", "10");
+    tuned.overrides.emplace("fetch.wait.max.ms", "500");
     auto reader = MakeReader(tuned);
     if (!reader.ok()) return reader.error();
     consumer_ = std::move(reader.value());
@@ -1003,16 +1007,93 @@ class TopicTailImpl final : public TopicTail {
   }
 
   core::Result<OffsetMap> EndOffsets() override {
-    auto marks = TopicWatermarks(*consumer_, topic_);
+    // Not on the follower's connection: the broker answers a connection's
+    // requests in order, each of these after the fetch it holds.
+    auto prober = Prober();
+    if (!prober.ok()) return prober.error();
+    auto marks = TopicWatermarks(*prober.value(), topic_);
     if (!marks.ok()) return marks.error();
     OffsetMap out;
     for (const auto& [p, w] : marks.value()) out[{topic_, p}] = w.high;
     return out;
   }
 
+  core::Result<OffsetMap> CommittedRecordEnds(const OffsetMap& from, const OffsetMap& ends,
+                                              std::chrono::milliseconds timeout) override {
+    const auto deadline = Clock::now() + timeout;
+    std::unique_lock lock(probe_mu_, std::defer_lock);  // one call at a time uses the reader
+    if (!lock.try_lock_until(deadline)) {
+      return Error{Errc::kTimeout, "another read of the end of " + topic_ + " took the whole " +
+                                       std::to_string(timeout.count()) + " ms", true};
+    }
+    OffsetMap out;
+    std::map<int32_t, int64_t> open;  // partition -> its end as asked
+    std::vector<RdKafka::TopicPartition*> assign;
+    for (const auto& [tp, offset] : from) {
+      if (tp.topic != topic_) continue;
+      out[tp] = offset;
+      auto end = ends.find(tp);
+      if (end == ends.end() || offset >= end->second) continue;
+      open[tp.partition] = end->second;
+      assign.push_back(RdKafka::TopicPartition::create(topic_, tp.partition, offset));
+    }
+    if (open.empty()) return out;
+    auto prober = Prober();
+    if (!prober.ok()) {
+      DestroyAll(assign);
+      return prober.error();
+    }
+    auto code = prober_->assign(assign);
+    DestroyAll(assign);
+    if (code != RdKafka::ERR_NO_ERROR) return Error{Errc::kUnavailable, "assign: " + RdKafka::err2str(code), true};
+    while (!open.empty()) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0) break;
+      std::unique_ptr<RdKafka::Message> m(prober_->consume(static_cast<int>(std::min<int64_t>(left.count(), 100))));
+      if (!m || m->err() == RdKafka::ERR__TIMED_OUT) continue;
+      auto it = open.find(m->partition());
+      if (it == open.end()) continue;
+      if (m->err() == RdKafka::ERR__PARTITION_EOF) {
+        open.erase(it);  // nothing more committed there: the rest were markers
+        continue;
+      }
+      if (m->err() != RdKafka::ERR_NO_ERROR) {
+        Log()->warn("reading {}: {}", topic_, m->errstr());
+        continue;
+      }
+      if (m->offset() < it->second) out[{topic_, m->partition()}] = m->offset() + 1;
+      if (m->offset() + 1 >= it->second) open.erase(it);
+    }
+    (void)prober_->unassign();
+    if (!open.empty()) {
+      return Error{Errc::kTimeout,
+                   "the end of " + topic_ + " was not read within " + std::to_string(timeout.count()) + " ms", true};
+    }
+    return out;
+  }
+
  private:
+  // The second reader, made on first use: it asks for the ends and reads
+  // gaps. Its fetches are not held (an empty one answers at once with the
+  // partition's end), and it fetches only during CommittedRecordEnds.
+  core::Result<RdKafka::KafkaConsumer*> Prober() {
+    std::lock_guard lock(prober_mu_);
+    if (!prober_) {
+      KafkaConfig tuned = config_;
+      tuned.overrides["fetch.wait.max.ms"] = "0";
+      auto reader = MakeReader(tuned);
+      if (!reader.ok()) return reader.error();
+      prober_ = std::move(reader.value());
+    }
+    return prober_.get();
+  }
+
   std::string topic_;
+  KafkaConfig config_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  std::timed_mutex probe_mu_;  // one CommittedRecordEnds at a time
+  std::mutex prober_mu_;
+  std::unique_ptr<RdKafka::KafkaConsumer> prober_;
 };
 
 }  // namespace

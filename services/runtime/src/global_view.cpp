@@ -9,6 +9,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr size_t kBatch = 2000;
 constexpr auto kPollTimeout = std::chrono::milliseconds(100);
+// A CatchUp this many offsets or fewer short of the ends asks the tail which
+// of them are records (usually none: markers) instead of reading past them.
+constexpr int64_t kAskGap = 10'000;
 
 std::shared_ptr<spdlog::logger> Log() {
   static auto logger = core::Logger("view");
@@ -131,22 +134,51 @@ core::Status GlobalView::CatchUp(std::chrono::milliseconds timeout, std::optiona
   // a CatchUp racing Stop only reads the ends of a reader that is closing.
   auto ends = tail->EndOffsets();
   if (!ends.ok()) return ends.error();
+  // How far each partition must be read: to its end, or, once the tail told,
+  // to the end of its last committed record (the markers after it need not be read).
+  kafka::OffsetMap wanted;
+  for (const auto& [tp, end] : ends.value()) {
+    if (!partition || tp.partition == *partition) wanted[tp] = end;
+  }
   std::unique_lock lock(mu_);
-  auto caught_up = [&] {
-    for (const auto& [tp, end] : ends.value()) {
-      if (partition && tp.partition != *partition) continue;
+  auto short_of = [&] {  // the partitions not read that far, at their positions
+    kafka::OffsetMap out;
+    for (const auto& [tp, want] : wanted) {
       auto it = positions_.find(tp);
-      if (end > 0 && (it == positions_.end() || it->second < end)) return false;
+      const int64_t at = it == positions_.end() ? 0 : it->second;
+      if (at < want) out[tp] = at;
     }
-    return true;
+    return out;
   };
-  if (!cv_.wait_until(lock, deadline, [&] { return caught_up() || stop_; })) {
+  auto gap = [&] {
+    int64_t offsets = 0;
+    for (const auto& [tp, at] : short_of()) offsets += wanted[tp] - at;
+    return offsets;
+  };
+  auto timed_out = [&] {
     return core::Error{core::Errc::kTimeout,
                        "the view of " + options_.topic + " did not catch up within " +
                            std::to_string(timeout.count()) + " ms",
                        true};
+  };
+  // Read on until only a little is left, then ask what of it is records.
+  if (!cv_.wait_until(lock, deadline, [&] { return stop_ || gap() <= kAskGap; })) return timed_out();
+  if (auto behind = short_of(); !stop_ && !behind.empty()) {
+    lock.unlock();
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    auto record_ends = tail->CommittedRecordEnds(behind, wanted, std::max(left, std::chrono::milliseconds(1)));
+    lock.lock();
+    if (record_ends.ok()) {
+      for (const auto& [tp, end] : record_ends.value()) {
+        if (auto it = wanted.find(tp); it != wanted.end()) it->second = std::min(it->second, end);
+      }
+    } else {
+      // Reading past the markers answers it too, only later.
+      Log()->debug("the end of {}'s records not known yet: {}", options_.topic, record_ends.error().message);
+    }
   }
-  if (!caught_up()) {
+  if (!cv_.wait_until(lock, deadline, [&] { return stop_ || short_of().empty(); })) return timed_out();
+  if (!short_of().empty()) {
     return core::Error{core::Errc::kUnavailable, "the view of " + options_.topic + " is stopping", true};
   }
   return core::Status::Ok();

@@ -191,7 +191,12 @@ core::Result<OffsetMap> ReadToEnd(const KafkaConfig& config, const std::string& 
 /// where the reading of each partition stands (past transaction markers and
 /// aborted records too, once it reached the partition's end). The base of a
 /// global view (services/runtime/global_view.hpp).
-/// Thread safety: Poll from one thread; EndOffsets from any thread.
+/// Records arrive as soon as they are committed, but on a quiet partition the
+/// reading passes the markers after the last record only when a fetch comes
+/// back empty, which the broker holds up to half a second (shorter holds cost
+/// the broker a request each, all the time): CommittedRecordEnds tells a
+/// reader that waits for the end what is left to read without that wait.
+/// Thread safety: Poll from one thread; EndOffsets and CommittedRecordEnds from any thread.
 class TopicTail {
  public:
   /// Assigns every partition of `topic`, each from its offset in `start`
@@ -206,6 +211,15 @@ class TopicTail {
   /// The current end of every partition: reading is complete once each
   /// partition's position reached it (retryable error when the broker does not answer).
   virtual core::Result<OffsetMap> EndOffsets() = 0;
+  /// For each partition of `from` (offsets of this topic): the offset just
+  /// past the last record committed between `from` and `ends`, `from` itself
+  /// when only transaction markers or aborted records lie there. A reader at
+  /// `from` holds everything committed before `ends` once it has read up to
+  /// that offset. Reads the gap with a client of its own that fetches only
+  /// during the call (Poll is not disturbed), so it suits short gaps.
+  /// kTimeout (retryable) when the gap is not read within `timeout`.
+  virtual core::Result<OffsetMap> CommittedRecordEnds(const OffsetMap& from, const OffsetMap& ends,
+                                                      std::chrono::milliseconds timeout) = 0;
 };
 
 /// A record handed out by ReadBulk: views into the client's buffers, valid
