@@ -21,7 +21,10 @@
 /// acknowledges a write only once a view of its own holds it. "Committed"
 /// here is the partition's last stable offset, and the broker writes a
 /// transaction's commit markers after commit_transaction has returned: until
-/// then the offset stays short of that transaction's records.
+/// then the offset stays short of that transaction's records. A CatchUp
+/// little short of the end asks the tail which of the offsets left are
+/// records (kafka::TopicTail::CommittedRecordEnds) rather than waiting for
+/// the reader to pass the markers after them.
 ///
 /// Lifecycle: construct, Start() (returns at once; the view fills in the
 /// background), read, Stop() (idempotent; the destructor calls it).
