@@ -60,8 +60,10 @@ class MemoryTail final : public kafka::TopicTail {
   std::vector<kafka::Record> Poll(size_t max_records, std::chrono::milliseconds timeout,
                                   kafka::OffsetMap& positions) override {
     std::vector<kafka::Record> out;
+    std::unique_lock lock(topic_.mu);
+    // `held` is read under the topic's lock: a record appended after it was
+    // set is never handed out by a Poll that started before.
     if (!topic_.held.load()) {
-      std::lock_guard lock(topic_.mu);
       for (auto& [p, next] : next_) {
         for (const auto& r : topic_.records[p]) {
           if (r.offset >= next && out.size() < max_records) {
@@ -76,6 +78,7 @@ class MemoryTail final : public kafka::TopicTail {
         positions[{topic_.name, p}] = next;
       }
     }
+    lock.unlock();
     if (out.empty()) std::this_thread::sleep_for(std::min(timeout, std::chrono::milliseconds(5)));
     return out;
   }
