@@ -1043,13 +1043,14 @@ class TopicTailImpl final : public TopicTail {
       DestroyAll(assign);
       return prober.error();
     }
-    auto code = prober_->assign(assign);
+    RdKafka::KafkaConsumer& reader = *prober.value();
+    auto code = reader.assign(assign);
     DestroyAll(assign);
     if (code != RdKafka::ERR_NO_ERROR) return Error{Errc::kUnavailable, "assign: " + RdKafka::err2str(code), true};
     while (!open.empty()) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       if (left.count() <= 0) break;
-      std::unique_ptr<RdKafka::Message> m(prober_->consume(static_cast<int>(std::min<int64_t>(left.count(), 100))));
+      std::unique_ptr<RdKafka::Message> m(reader.consume(static_cast<int>(std::min<int64_t>(left.count(), 100))));
       if (!m || m->err() == RdKafka::ERR__TIMED_OUT) continue;
       auto it = open.find(m->partition());
       if (it == open.end()) continue;
@@ -1064,7 +1065,7 @@ class TopicTailImpl final : public TopicTail {
       if (m->offset() < it->second) out[{topic_, m->partition()}] = m->offset() + 1;
       if (m->offset() + 1 >= it->second) open.erase(it);
     }
-    (void)prober_->unassign();
+    (void)reader.unassign();
     if (!open.empty()) {
       return Error{Errc::kTimeout,
                    "the end of " + topic_ + " was not read within " + std::to_string(timeout.count()) + " ms", true};
