@@ -127,8 +127,8 @@ Compactions CompactionsUnder(const std::filesystem::path& dir) {
 
 // A store growing as the orchestrator's does, to N sagas: every commit carries 30 new sagas and
 // moves the 90 before them on, each saga taking four commits (one per input) to write its eight
-// events (`ev/<saga>/<version>`, 300 bytes) and overwrite its state (`snap/<saga>`, 600 bytes),
-// plus the applied offset. About 3 KB stay per saga. CPU is the whole process's, compaction
+// events, two per input in one record (`ev/<saga>/<version>`, 600 bytes), and overwrite its state
+// (`snap/<saga>`, 600 bytes), plus the applied offset. About 3 KB stay per saga. CPU is the whole process's, compaction
 // threads included, so it shows what compaction costs as the store grows. Counters: `store_MiB`
 // on disk at the end, `wal_max_MiB` the largest the write-ahead log got, `compacted_MiB` and
 // `compaction_cpu_s` what the compactions wrote and the CPU they took.
@@ -158,10 +158,9 @@ void BM_ProjectionStoreGrowth(benchmark::State& state) {
         for (int i = 0; i < kSagasPerCommit; ++i) {
           const uint64_t saga = 1'796'600'000'000'000ULL + static_cast<uint64_t>(group * kSagasPerCommit + i) * 997;
           char key[64];
-          for (int v = 2 * stage; v < 2 * stage + 2; ++v) {
-            std::snprintf(key, sizeof(key), "ev/%020llu/%010d", static_cast<unsigned long long>(saga), v);
-            writes.Put(key, slice(saga * 31 + static_cast<uint64_t>(v) * 7919, 300));
-          }
+          const int version = 2 * stage;  // the version of the record's first event
+          std::snprintf(key, sizeof(key), "ev/%020llu/%010d", static_cast<unsigned long long>(saga), version);
+          writes.Put(key, slice(saga * 31 + static_cast<uint64_t>(version) * 7919, 600));
           std::snprintf(key, sizeof(key), "snap/%llu", static_cast<unsigned long long>(saga));
           writes.Put(key, slice(saga * 17 + static_cast<uint64_t>(stage) * 104729, 600));
         }

@@ -33,18 +33,18 @@ using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-// Runs a whole happy-path saga through Decide/Apply and returns its events and final state.
-std::pair<std::vector<core::SagaEvent>, core::SagaState> CompletedSaga(const core::SagaDefinition& def,
+// Runs a whole happy-path saga through Decide/Apply and returns the events of
+// each decision (one record each, as the orchestrator writes them) and the final state.
+std::pair<std::vector<std::vector<core::SagaEvent>>, core::SagaState> CompletedSaga(const core::SagaDefinition& def,
                                                                        core::OrderId id, core::TimeMs now) {
   core::Order order{id, 2, core::PaymentType::kCard, core::NotificationType::kEmail, "", "", 100,
                     {{10, 2, 45}, {15, 1, 10}}};
   core::SagaState state;
-  std::vector<core::SagaEvent> events;
+  std::vector<std::vector<core::SagaEvent>> events;
   auto feed = [&](const core::SagaInput& input) {
-    for (const auto& e : core::Decide(def, state, input, now).events) {
-      state = core::Apply(def, std::move(state), e);
-      events.push_back(e);
-    }
+    auto decided = core::Decide(def, state, input, now).events;
+    for (const auto& e : decided) state = core::Apply(def, std::move(state), e);
+    events.push_back(std::move(decided));
   };
   feed(core::OrderPlaced{order});
   for (auto step : {core::Step::kReserveStock, core::Step::kCharge, core::Step::kNotify}) {
@@ -67,8 +67,9 @@ core::Status Produce(const kafka::KafkaConfig& config, const core::TopicNames& t
     for (int64_t id = i + 1; id <= std::min(sagas, i + kPerTransaction); ++id) {
       auto [events, state] = CompletedSaga(def, id, now);
       const auto key = core::SagaKey(id);
-      for (const auto& e : events) {
-        if (auto s = p.Produce(topics.saga_events, key, core::Encode({"e", id, "", now, 1, e})); !s.ok()) return s;
+      for (auto& decision : events) {
+        const core::Message m{"e", id, "", now, 1, core::SagaEvents{std::move(decision)}};
+        if (auto s = p.Produce(topics.saga_events, key, core::Encode(m)); !s.ok()) return s;
       }
       if (auto s = p.Produce(topics.saga_state, key, core::Encode({"s", id, "", now, 1, state})); !s.ok()) return s;
     }

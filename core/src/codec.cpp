@@ -79,6 +79,43 @@ flatbuffers::Offset<flatbuffers::Vector<int64_t>> WriteLegs(Builder& b, const st
   return b.CreateVector(legs);
 }
 
+flatbuffers::Offset<w::SagaEvent> WriteSagaEvent(Builder& b, const SagaEvent& m) {
+  w::SagaEventBody body_type = w::SagaEventBody::NONE;
+  flatbuffers::Offset<void> body = std::visit(
+      [&](const auto& e) -> flatbuffers::Offset<void> {
+        using T = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<T, SagaStarted>) {
+          body_type = w::SagaEventBody::SagaStarted;
+          auto order = WriteOrder(b, e.order);
+          return w::CreateSagaStarted(b, order).Union();
+        } else if constexpr (std::is_same_v<T, StepRequested>) {
+          body_type = w::SagaEventBody::StepRequested;
+          auto legs = WriteLegs(b, e.legs);
+          return w::CreateStepRequested(b, static_cast<w::Step>(e.step), e.attempt, e.deadline_ms, legs).Union();
+        } else if constexpr (std::is_same_v<T, StepReplied>) {
+          body_type = w::SagaEventBody::StepReplied;
+          auto detail = b.CreateString(e.detail);
+          auto compensations = WriteStepList(b, e.compensations);
+          return w::CreateStepReplied(b, static_cast<w::Step>(e.step), e.attempt, e.ok, detail,
+                                      static_cast<w::StepOutcome>(e.outcome), compensations, e.leg)
+              .Union();
+        } else if constexpr (std::is_same_v<T, StepTimedOut>) {
+          body_type = w::SagaEventBody::StepTimedOut;
+          auto compensations = WriteStepList(b, e.compensations);
+          return w::CreateStepTimedOut(b, static_cast<w::Step>(e.step), e.attempt,
+                                       static_cast<w::StepOutcome>(e.outcome), compensations)
+              .Union();
+        } else {
+          static_assert(std::is_same_v<T, SagaEnded>);
+          body_type = w::SagaEventBody::SagaEnded;
+          auto detail = b.CreateString(e.detail);
+          return w::CreateSagaEnded(b, static_cast<w::OrderStatus>(e.status), detail).Union();
+        }
+      },
+      m.body);
+  return w::CreateSagaEvent(b, m.at_ms, body_type, body);
+}
+
 struct PayloadWriter {
   Builder& b;
   w::Payload type = w::Payload::NONE;
@@ -106,40 +143,15 @@ struct PayloadWriter {
   }
   flatbuffers::Offset<void> operator()(const SagaEvent& m) {
     type = w::Payload::SagaEvent;
-    w::SagaEventBody body_type = w::SagaEventBody::NONE;
-    flatbuffers::Offset<void> body = std::visit(
-        [&](const auto& e) -> flatbuffers::Offset<void> {
-          using T = std::decay_t<decltype(e)>;
-          if constexpr (std::is_same_v<T, SagaStarted>) {
-            body_type = w::SagaEventBody::SagaStarted;
-            auto order = WriteOrder(b, e.order);
-            return w::CreateSagaStarted(b, order).Union();
-          } else if constexpr (std::is_same_v<T, StepRequested>) {
-            body_type = w::SagaEventBody::StepRequested;
-            auto legs = WriteLegs(b, e.legs);
-            return w::CreateStepRequested(b, static_cast<w::Step>(e.step), e.attempt, e.deadline_ms, legs).Union();
-          } else if constexpr (std::is_same_v<T, StepReplied>) {
-            body_type = w::SagaEventBody::StepReplied;
-            auto detail = b.CreateString(e.detail);
-            auto compensations = WriteStepList(b, e.compensations);
-            return w::CreateStepReplied(b, static_cast<w::Step>(e.step), e.attempt, e.ok, detail,
-                                        static_cast<w::StepOutcome>(e.outcome), compensations, e.leg)
-                .Union();
-          } else if constexpr (std::is_same_v<T, StepTimedOut>) {
-            body_type = w::SagaEventBody::StepTimedOut;
-            auto compensations = WriteStepList(b, e.compensations);
-            return w::CreateStepTimedOut(b, static_cast<w::Step>(e.step), e.attempt,
-                                         static_cast<w::StepOutcome>(e.outcome), compensations)
-                .Union();
-          } else {
-            static_assert(std::is_same_v<T, SagaEnded>);
-            body_type = w::SagaEventBody::SagaEnded;
-            auto detail = b.CreateString(e.detail);
-            return w::CreateSagaEnded(b, static_cast<w::OrderStatus>(e.status), detail).Union();
-          }
-        },
-        m.body);
-    return w::CreateSagaEvent(b, m.at_ms, body_type, body).Union();
+    return WriteSagaEvent(b, m).Union();
+  }
+  flatbuffers::Offset<void> operator()(const SagaEvents& m) {
+    type = w::Payload::SagaEvents;
+    std::vector<flatbuffers::Offset<w::SagaEvent>> events;
+    events.reserve(m.events.size());
+    for (const auto& e : m.events) events.push_back(WriteSagaEvent(b, e));
+    auto vector = b.CreateVector(events);
+    return w::CreateSagaEvents(b, vector).Union();
   }
   flatbuffers::Offset<void> operator()(const StockLevel& m) {
     type = w::Payload::StockLevel;
@@ -363,6 +375,14 @@ Payload ReadPayload(const w::Envelope* env) {
       const auto* m = env->payload_as_SagaEvent();
       return SagaEvent{m->at_ms(), ReadSagaEventBody(m)};
     }
+    case w::Payload::SagaEvents: {
+      const auto* m = env->payload_as_SagaEvents();
+      if (m->events() == nullptr || m->events()->size() == 0) throw DecodeError{"SagaEvents has no events"};
+      SagaEvents out;
+      out.events.reserve(m->events()->size());
+      for (const auto* e : *m->events()) out.events.push_back(SagaEvent{e->at_ms(), ReadSagaEventBody(e)});
+      return out;
+    }
     case w::Payload::StockLevel: {
       const auto* m = env->payload_as_StockLevel();
       StockLevel out{m->item_id(), m->available(), m->reserved()};
@@ -517,7 +537,7 @@ std::string_view PayloadName(const Payload& payload) {
   static constexpr std::string_view kNames[] = {"OrderPlaced", "StepCommand", "StepReply",    "FinalStatus",
                                                 "SagaEvent",   "StockLevel",  "Reservation",  "Payment",
                                                 "Notification", "OrderRecord", "DeadLetter",  "SagaState",
-                                                "Restock"};
+                                                "Restock",     "SagaEvents"};
   static_assert(std::size(kNames) == std::variant_size_v<Payload>);
   return kNames[payload.index()];
 }

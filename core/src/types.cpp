@@ -61,6 +61,12 @@ Service ServiceOf(Step step) {
   return Service::kNone;
 }
 
+std::span<const SagaEvent> SagaEventsOf(const Payload& payload) {
+  if (const auto* one = std::get_if<SagaEvent>(&payload)) return {one, 1};
+  if (const auto* many = std::get_if<SagaEvents>(&payload)) return many->events;
+  return {};
+}
+
 TimeMs NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())

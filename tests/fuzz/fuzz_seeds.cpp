@@ -60,9 +60,11 @@ int main(int argc, char** argv) {
       Envelope(42, core::FinalStatus{core::OrderStatus::kOk, "all steps succeeded", {}}),
       Envelope(42, core::SagaEvent{1, core::StepRequested{core::Step::kNotify, 1, 1'700'000'030'000}}),
       Envelope(0, core::DeadLetter{"not an envelope", "orders.service.order", 1, 7, "42", "garbage", "orchestrator"}),
+      Envelope(42, core::SagaEvents{{core::SagaEvent{2, core::StepReplied{core::Step::kCharge, 1, true, "charged"}},
+                                     core::SagaEvent{2, core::StepRequested{core::Step::kNotify, 1, 9'000}}}}),
   };
-  const char* names[] = {"order_placed", "reserve", "release", "charge", "notify",
-                         "reply",        "final_status", "saga_event", "dead_letter"};
+  const char* names[] = {"order_placed", "reserve",    "release",     "charge",     "notify",
+                         "reply",        "final_status", "saga_event", "dead_letter", "saga_events"};
   int i = 0;
   for (const auto& m : messages) {
     const auto bytes = core::Encode(m);

@@ -11,6 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "sagaflow/core/codec.hpp"
+#include "sagaflow/core/kafka/kafka_client.hpp"
+#include "sagaflow/core/saga_aggregate.hpp"
 #include "support/kafka_env.hpp"
 #include "support/test_system.hpp"
 
@@ -267,6 +270,88 @@ TEST_F(Recovery, OrchestratorWithWipedDiskSaysItsEventListStartsAtTheRebuild) {
       EXPECT_EQ(saga.json[field], before[id][field]) << "saga " << id << " field " << field;
     }
   }
+}
+
+// The orchestrator records a decision's events as one record, and reads the
+// log earlier versions wrote, one SagaEvent per record: from the stored
+// offsets on a restart, and from the events topic on an empty disk.
+TEST_F(Recovery, OrchestratorWritesADecisionAsOneRecordAndReadsTheOneEventPerRecordLog) {
+  ASSERT_NO_FATAL_FAILURE(Boot());
+  auto& sys = *system_;
+  std::vector<core::OrderId> ids;
+  const auto finals = Run({OrderWith({{10, 1}}, 10)}, ids);
+  ASSERT_EQ(finals.front().value("status", 0), 3) << finals.front().dump(2);
+  const core::OrderId id = ids.front();
+
+  // Four decisions (placed, reserved, charged, notified), eight events.
+  auto records = sys.ReadTopicByKey(sys.topics().saga_events)[core::SagaKey(id)];
+  ASSERT_EQ(records.size(), 4u);
+  size_t written = 0;
+  for (const auto& r : records) {
+    ASSERT_TRUE(r.message.has_value());
+    ASSERT_TRUE(std::holds_alternative<core::SagaEvents>(r.message->payload)) << core::PayloadName(r.message->payload);
+    written += core::SagaEventsOf(r.message->payload).size();
+  }
+  EXPECT_EQ(written, 8u);
+  auto saga = sys.Get("orchestrator", "/sagas/" + std::to_string(id));
+  EXPECT_EQ(saga.json["events"].size(), 8u) << saga.body;
+  EXPECT_TRUE(saga.json.value("history_complete", false)) << saga.body;
+
+  // While the orchestrator is down, a saga's whole history as an earlier version wrote it.
+  sys.StopService("orchestrator");
+  const core::OrderId old_id = 900'001;
+  const core::SagaDefinition def = core::OrderSagaDefinition();
+  core::SagaState state;
+  std::vector<core::SagaEvent> history;
+  auto feed = [&](const core::SagaInput& input) {
+    for (const auto& e : core::Decide(def, state, input, core::NowMs()).events) {
+      state = core::Apply(def, std::move(state), e);
+      history.push_back(e);
+    }
+  };
+  auto reply = [&](core::Step step) {
+    core::LegKey leg = core::kNoLeg;
+    for (const auto& l : state.legs) {
+      if (l.step == step && l.status == core::LegStatus::kAwaited) leg = l.leg;
+    }
+    feed(core::StepReply{step, state.pending ? state.pending->attempt : 1, true, "", leg});
+  };
+  feed(core::OrderPlaced{core::Order{.order_id = old_id, .user_id = 7, .sum = 10, .items = {{10, 1, 10}}}});
+  reply(core::Step::kReserveStock);
+  reply(core::Step::kCharge);
+  reply(core::Step::kNotify);
+  ASSERT_EQ(state.phase, core::SagaPhase::kEnded);
+  ASSERT_EQ(history.size(), 8u);
+  {
+    auto producer = kafka::TransactionalProducer::Open(sys.kafka(), sys.prefix() + "earlier-orchestrator", 30s);
+    ASSERT_TRUE(producer.ok()) << producer.error().message;
+    ASSERT_TRUE(producer.value()->Begin().ok());
+    for (const auto& e : history) {
+      const core::Message m{"ev-" + std::to_string(e.at_ms), old_id, "", e.at_ms, 1, e};
+      ASSERT_TRUE(producer.value()->Produce(sys.topics().saga_events, core::SagaKey(old_id), core::Encode(m)).ok());
+    }
+    auto committed = producer.value()->Commit();
+    ASSERT_TRUE(committed.ok()) << committed.error().message;
+  }
+
+  auto expect_old_saga = [&](bool wiped) {
+    SCOPED_TRACE(wiped ? "rebuilt on an empty disk" : "restored from the stored offsets");
+    auto old = sys.Get("orchestrator", "/sagas/" + std::to_string(old_id));
+    ASSERT_EQ(old.status, 200) << old.body;
+    EXPECT_EQ(old.json.value("state", ""), "ended") << old.body;
+    EXPECT_EQ(old.json.value("status_text", ""), core::ToString(core::OrderStatus::kOk)) << old.body;
+    EXPECT_EQ(old.json["events"].size(), 8u) << old.body;
+    EXPECT_TRUE(old.json.value("history_complete", false)) << old.body;
+  };
+  auto s = sys.StartService("orchestrator");
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  expect_old_saga(false);
+  EXPECT_EQ(sys.Get("orchestrator", "/sagas/" + std::to_string(id)).json["events"].size(), 8u);
+
+  ASSERT_NO_FATAL_FAILURE(Restart("orchestrator", /*wipe=*/true));
+  expect_old_saga(true);
+  auto rebuilt = sys.Get("orchestrator", "/sagas/" + std::to_string(id));
+  EXPECT_EQ(rebuilt.json.value("state", ""), "ended") << rebuilt.body;
 }
 
 }  // namespace

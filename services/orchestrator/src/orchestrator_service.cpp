@@ -1,5 +1,6 @@
 #include "sagaflow/orchestrator/orchestrator_service.hpp"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <mutex>
@@ -159,7 +160,9 @@ class OrchestratorService final : public runtime::Service {
       // After a rebuild from snapshots the events before it are not stored locally.
       json events = json::array();
       store().ScanPrefix(SagaPrefix(state->order_id), [&](std::string_view, std::string_view value) {
-        events.push_back(EventToJson(*runtime::DecodeStored<core::SagaEvent>(std::string(value))));
+        auto message = core::Decode(value);
+        SAGAFLOW_CHECK(message.ok(), "corrupt event record in the local store");
+        for (const auto& event : core::SagaEventsOf(message->payload)) events.push_back(EventToJson(event));
         return true;
       });
       auto body = StateToJson(*state, events);
@@ -278,18 +281,25 @@ class SagaTask final : public runtime::ServiceTask {
     auto message = core::Decode(record.value);
     SAGAFLOW_CHECK(message.ok(), "undecodable record in " + record.topic + ": " +
                                      (message.ok() ? std::string() : message.error().message));
-    const auto* event = std::get_if<core::SagaEvent>(&message->payload);
-    SAGAFLOW_CHECK(event != nullptr, "a non-event record in " + record.topic);
+    const auto events = core::SagaEventsOf(message->payload);
+    SAGAFLOW_CHECK(!events.empty(), "a non-event record in " + record.topic);
     SagaState& state = Working(message->saga_id);
+    // The record is stored whole, under the version of its first event.
+    int64_t first_version = state.version;
+    size_t skip = 0;
     if (rebuilding_) {
       // An ended saga's final snapshot says it all. A snapshot of a saga in
       // flight (written by earlier versions, once per input) already holds
       // the saga's first `version` events.
       if (state.phase == SagaPhase::kEnded) return;
-      if (rebuild_seen_[message->saga_id]++ < state.version) return;
+      int64_t& seen = rebuild_seen_[message->saga_id];
+      first_version = seen;
+      seen += static_cast<int64_t>(events.size());
+      if (seen <= state.version) return;
+      skip = static_cast<size_t>(std::max<int64_t>(0, state.version - first_version));
     }
-    out.Put(EventKey(message->saga_id, state.version), record.value);
-    state = core::Apply(service_.definition(), std::move(state), *event);
+    out.Put(EventKey(message->saga_id, first_version), record.value);
+    for (const auto& event : events.subspan(skip)) state = core::Apply(service_.definition(), std::move(state), event);
     // During the restore, keep snap/ in step with the events in every batch
     // written, so a restore that stops half-way resumes from consistent states.
     // While serving, Handle() writes the snapshot once per input instead.
@@ -441,13 +451,14 @@ class SagaTask final : public runtime::ServiceTask {
       log().debug("saga={} input changed nothing (duplicate or stale)", id);
       return;
     }
+    // One record carries the decision's events.
     for (const auto& event : decision.events) {
-      core::Message m{NewMessageId("event", id), id, causation, now, 1, event};
       if (std::holds_alternative<core::SagaStarted>(event.body)) started_.emplace_back(id, tx.produced());
-      EmitChangelog(tx, service_.events(), core::SagaKey(id), m);
       log().info("saga={} {}", id, Describe(event));
       service_.Count(event);
     }
+    EmitChangelog(tx, service_.events(), core::SagaKey(id),
+                  core::Message{NewMessageId("events", id), id, causation, now, 1, core::SagaEvents{decision.events}});
     for (const auto& command : decision.commands) {
       core::Message m{NewMessageId("command", id), id, causation, now, 1, command};
       // A leg of a fanned-out step goes to its item's partition; its reply comes back keyed by saga.

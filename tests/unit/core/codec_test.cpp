@@ -105,6 +105,10 @@ std::vector<Payload> AllPayloads() {
                          LegRecord{Step::kReleaseStock, 0, LegStatus::kFailed}}},
       Restock{15, 1'000'000'000'000},
       Restock{15, 7, "restock-1", 0xfedcba9876543210ULL},
+      // A decision's events in one record.
+      SagaEvents{{SagaEvent{7'000, StepReplied{Step::kCharge, 1, true, "charged", StepOutcome::kSucceeded, {}}},
+                  SagaEvent{7'000, StepRequested{Step::kNotify, 1, 1'700'000'050'000}}}},
+      SagaEvents{{SagaEvent{8'000, SagaEnded{OrderStatus::kOk, ""}}}},
   };
 }
 
@@ -455,7 +459,7 @@ TEST(Codec, RejectsSagaEventWithoutBody) {
 }
 
 TEST(Codec, PayloadNameNamesEachAlternative) {
-  static_assert(std::variant_size_v<Payload> == 13, "name every new alternative below");
+  static_assert(std::variant_size_v<Payload> == 14, "name every new alternative below");
   EXPECT_EQ(PayloadName(OrderPlaced{}), "OrderPlaced");
   EXPECT_EQ(PayloadName(StepCommand{}), "StepCommand");
   EXPECT_EQ(PayloadName(StepReply{}), "StepReply");
@@ -469,6 +473,42 @@ TEST(Codec, PayloadNameNamesEachAlternative) {
   EXPECT_EQ(PayloadName(DeadLetter{}), "DeadLetter");
   EXPECT_EQ(PayloadName(SagaState{}), "SagaState");
   EXPECT_EQ(PayloadName(Restock{}), "Restock");
+  EXPECT_EQ(PayloadName(SagaEvents{}), "SagaEvents");
+}
+
+TEST(Codec, RejectsSagaEventsWithoutEvents) {
+  const std::string absent = RawEnvelope(w::Payload::SagaEvents, [](flatbuffers::FlatBufferBuilder& b) {
+    return w::CreateSagaEvents(b).Union();
+  });
+  EXPECT_EQ(DecodeError(absent), "SagaEvents has no events");
+  const std::string empty = RawEnvelope(w::Payload::SagaEvents, [](flatbuffers::FlatBufferBuilder& b) {
+    std::vector<flatbuffers::Offset<w::SagaEvent>> none;
+    return w::CreateSagaEventsDirect(b, &none).Union();
+  });
+  EXPECT_EQ(DecodeError(empty), "SagaEvents has no events");
+}
+
+TEST(Codec, RejectsSagaEventsWithABadEvent) {
+  const std::string bytes = RawEnvelope(w::Payload::SagaEvents, [](flatbuffers::FlatBufferBuilder& b) {
+    std::vector<flatbuffers::Offset<w::SagaEvent>> events{
+        w::CreateSagaEvent(b, 5, w::SagaEventBody::SagaEnded, w::CreateSagaEndedDirect(b, w::OrderStatus::Ok).Union()),
+        w::CreateSagaEvent(b, 6, w::SagaEventBody::NONE, 0)};
+    return w::CreateSagaEventsDirect(b, &events).Union();
+  });
+  EXPECT_EQ(DecodeError(bytes), "SagaEvent has no body");
+}
+
+TEST(Codec, SagaEventsOfGivesTheEventsARecordCarries) {
+  const SagaEvent one{1'000, SagaEnded{OrderStatus::kOk, ""}};
+  const SagaEvent two{2'000, StepRequested{Step::kNotify, 1, 9'000}};
+  const Payload single = one;
+  ASSERT_EQ(SagaEventsOf(single).size(), 1u);
+  EXPECT_EQ(SagaEventsOf(single)[0], one);
+  const Payload batch = SagaEvents{{one, two}};
+  ASSERT_EQ(SagaEventsOf(batch).size(), 2u);
+  EXPECT_EQ(SagaEventsOf(batch)[0], one);
+  EXPECT_EQ(SagaEventsOf(batch)[1], two);
+  EXPECT_TRUE(SagaEventsOf(Payload{StepReply{}}).empty());
 }
 
 TEST(Codec, ReadsCommandsRepliesAndReservationsWrittenBeforeFanOutAsHavingNoLeg) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -71,12 +72,37 @@ class History {
   const core::SagaState& state() const { return state_; }
   std::vector<SagaEvent>& events() { return events_; }
 
+  // The record values of the history as the orchestrator writes them: one
+  // SagaEvents per decision (events added by hand after the last decision
+  // share a last record); with `one_per_event`, one SagaEvent per event, as
+  // earlier versions wrote. Each with the time of its first event.
+  std::vector<std::pair<core::TimeMs, std::string>> Records(bool one_per_event = false) const {
+    std::vector<std::pair<core::TimeMs, std::string>> out;
+    auto add = [&](size_t from, size_t to) {
+      if (from >= to) return;
+      const core::Payload payload =
+          one_per_event ? core::Payload{events_[from]}
+                        : core::Payload{core::SagaEvents{{events_.begin() + from, events_.begin() + to}}};
+      out.emplace_back(events_[from].at_ms, core::Encode(core::Message{"m", id_, "", events_[from].at_ms, 1, payload}));
+    };
+    size_t from = 0;
+    for (size_t size : one_per_event ? std::vector<size_t>(events_.size(), 1) : decision_sizes_) {
+      const size_t to = std::min(from + size, events_.size());
+      add(from, to);
+      from = to;
+    }
+    add(from, events_.size());
+    return out;
+  }
+
  private:
   History& Feed(const core::SagaInput& input) {
-    for (const SagaEvent& e : core::Decide(def_, state_, input, now_).events) {
+    const auto decision = core::Decide(def_, state_, input, now_);
+    for (const SagaEvent& e : decision.events) {
       state_ = core::Apply(def_, state_, e);
       events_.push_back(e);
     }
+    if (!decision.events.empty()) decision_sizes_.push_back(decision.events.size());
     return *this;
   }
 
@@ -85,20 +111,14 @@ class History {
   std::vector<core::Item> items_;
   core::SagaState state_;
   std::vector<SagaEvent> events_;
+  std::vector<size_t> decision_sizes_;
   core::TimeMs now_ = kStart;
 };
 
-std::string Record(core::OrderId id, const SagaEvent& e) {
-  return core::Encode(core::Message{"m", id, "", e.at_ms, 1, e});
-}
-
-void Feed(Replayer& replayer, History& h) {
+void Feed(Replayer& replayer, History& h, bool one_per_event = false) {
   int64_t offset = 0;
-  for (const SagaEvent& e : h.events()) {
-    const std::string value = Record(h.id(), e);
-    const std::string key = core::SagaKey(h.id());
-    replayer.Add(SourceRecord{0, offset++, e.at_ms, key, value});
-  }
+  const std::string key = core::SagaKey(h.id());
+  for (const auto& [at_ms, value] : h.Records(one_per_event)) replayer.Add(SourceRecord{0, offset++, at_ms, key, value});
 }
 
 std::vector<History> EveryOutcome() {
@@ -145,6 +165,36 @@ TEST(Replayer, RebuildsEverySagaAsTheOrchestratorFoldedIt) {
   EXPECT_EQ(replayer.Find(6)->state.detail, "reserve_stock timed out after 3 attempts; compensated: release_stock");
   EXPECT_EQ(replayer.Find(7)->state.phase, core::SagaPhase::kForward);
   EXPECT_EQ(replayer.totals().undecodable, 0);
+}
+
+TEST(Replayer, ReadsTheOneRecordPerEventLogOfEarlierVersionsAsTheSameHistory) {
+  auto sagas = EveryOutcome();
+  Replayer batched(core::OrderSagaDefinition(), {.verify = true});
+  Replayer single(core::OrderSagaDefinition(), {.verify = true});
+  for (auto& h : sagas) {
+    Feed(batched, h);
+    Feed(single, h, /*one_per_event=*/true);
+  }
+  batched.Finish();
+  single.Finish();
+  int64_t events = 0;
+  for (auto& h : sagas) {
+    SCOPED_TRACE(h.id());
+    events += static_cast<int64_t>(h.events().size());
+    for (const Replayer* r : {&batched, &single}) {
+      const SagaReplay* saga = r->Find(h.id());
+      ASSERT_NE(saga, nullptr);
+      EXPECT_EQ(saga->state, h.state());
+      EXPECT_EQ(saga->events, static_cast<int64_t>(h.events().size()));
+      EXPECT_FALSE(saga->divergence.has_value()) << saga->divergence->recorded << " / " << saga->divergence->expected;
+    }
+  }
+  EXPECT_EQ(batched.totals().events, events);
+  EXPECT_EQ(single.totals().events, events);
+  EXPECT_EQ(single.totals().records, events);
+  // A decision's events share a record: placing an order records two.
+  EXPECT_LT(batched.totals().records, events);
+  EXPECT_EQ(batched.totals().undecodable, 0);
 }
 
 TEST(Replayer, TimelineMarksTheCompensation) {
@@ -327,9 +377,9 @@ std::vector<std::string> WriteExport(const std::string& path, std::vector<Histor
   std::vector<std::string> values;
   int64_t offset = 0;
   for (auto& h : sagas) {
-    for (const auto& e : h.events()) {
-      values.push_back(Record(h.id(), e));
-      EXPECT_TRUE(writer.value()->Write(SourceRecord{0, offset++, e.at_ms, core::SagaKey(h.id()), values.back()}).ok());
+    for (auto& [at_ms, value] : h.Records()) {
+      values.push_back(std::move(value));
+      EXPECT_TRUE(writer.value()->Write(SourceRecord{0, offset++, at_ms, core::SagaKey(h.id()), values.back()}).ok());
     }
   }
   EXPECT_TRUE(writer.value()->Close().ok());

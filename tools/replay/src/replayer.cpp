@@ -261,17 +261,17 @@ Replayer::~Replayer() = default;
 void Replayer::Add(const SourceRecord& record) {
   ++impl_->totals.records;
   auto message = core::Decode(record.value);
-  const core::SagaEvent* event = message.ok() ? std::get_if<core::SagaEvent>(&message->payload) : nullptr;
-  if (event == nullptr) {
+  const auto events = message.ok() ? core::SagaEventsOf(message->payload) : std::span<const core::SagaEvent>();
+  if (events.empty()) {
     if (impl_->totals.undecodable++ == 0) {
       impl_->totals.first_undecodable =
           "partition " + std::to_string(record.partition) + " offset " + std::to_string(record.offset) + ": " +
-          (message.ok() ? "a " + std::string(core::PayloadName(message->payload)) + ", not a SagaEvent"
+          (message.ok() ? "a " + std::string(core::PayloadName(message->payload)) + ", not saga events"
                         : message.error().message);
     }
     return;
   }
-  impl_->Add(message->saga_id, *event, record.partition, record.offset);
+  for (const auto& event : events) impl_->Add(message->saga_id, event, record.partition, record.offset);
 }
 
 void Replayer::AddEvent(core::OrderId id, const core::SagaEvent& event, int32_t partition, int64_t offset) {

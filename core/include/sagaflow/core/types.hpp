@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -162,6 +163,13 @@ struct SagaEvent {
   SagaEventBody body;
   bool operator==(const SagaEvent&) const = default;
 };
+/// The events one decision recorded, in order, carried by one record: what the
+/// orchestrator writes (earlier versions wrote one SagaEvent record per event;
+/// readers accept both). Never empty on the wire.
+struct SagaEvents {
+  std::vector<SagaEvent> events;
+  bool operator==(const SagaEvents&) const = default;
+};
 
 // ---- participant changelog records (full latest state of their key) ----
 /// An Idempotency-Key of POST /stock applied to an item, with the hash of
@@ -299,7 +307,11 @@ struct SagaState {
 };
 
 using Payload = std::variant<OrderPlaced, StepCommand, StepReply, FinalStatus, SagaEvent, StockLevel, Reservation,
-                             Payment, Notification, OrderRecord, DeadLetter, SagaState, Restock>;
+                             Payment, Notification, OrderRecord, DeadLetter, SagaState, Restock, SagaEvents>;
+
+/// The saga events a payload carries, in order: one for a SagaEvent, all of a
+/// SagaEvents, none for any other payload. Points into `payload`.
+std::span<const SagaEvent> SagaEventsOf(const Payload& payload);
 
 /// The envelope every Kafka record value carries.
 struct Message {

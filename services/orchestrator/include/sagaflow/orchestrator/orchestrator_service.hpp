@@ -2,14 +2,16 @@
 /// The orchestrator: drives every order saga with the event-sourced aggregate
 /// of core/saga_aggregate.hpp. Each input (OrderPlaced, a participant's reply,
 /// a deadline passing) goes through Decide; the resulting events are appended
-/// to orders.saga.events and the commands / final status sent, all in one
-/// Kafka transaction with the input offsets.
+/// to orders.saga.events as one record (SagaEvents) and the commands / final
+/// status sent, all in one Kafka transaction with the input offsets.
 ///
 /// State (RocksDB, a fold of orders.saga.events and orders.saga.state):
-///   ev/<saga id, 20 digits>/<version, 10 digits>  one SagaEvent envelope each
+///   ev/<saga id, 20 digits>/<version, 10 digits>  an events record as read
+///       (SagaEvents, or one SagaEvent from earlier versions), under the
+///       version of its first event
 ///   snap/<saga id>                               the saga's latest SagaState
-/// Every transaction that records events for a saga also writes its new state
-/// to the compacted orders.saga.state topic. At start the events and snapshots
+/// snap/ follows every input; the compacted orders.saga.state gets each saga's
+/// final state, with the events watermark (see BeforeRestore). At start the events and snapshots
 /// after the stored offsets are replayed; with an empty data directory only the
 /// snapshots are read (not the whole history). Sagas not ended carry on, their
 /// deadlines included (deadlines are part of the state and the events).

@@ -9,7 +9,8 @@
 ///    not end OK had that step compensated; no forward step was requested
 ///    after compensation began; at most one terminal event, nothing after it.
 ///
-/// Records are added in log order per saga (Kafka keeps one saga in one
+/// Records (a decision's SagaEvents, or one SagaEvent as earlier versions
+/// wrote) are added in log order per saga (Kafka keeps one saga in one
 /// partition); sagas in different partitions may interleave. Memory is the
 /// state of every saga plus, for one saga chosen up front, its events.
 /// Thread safety: one thread at a time.
@@ -79,7 +80,7 @@ struct SagaReplay {
 struct ReplayTotals {
   int64_t records = 0;
   int64_t events = 0;
-  /// Records that are not decodable sagaflow SagaEvents (counted, skipped).
+  /// Records that are not decodable saga events (counted, skipped).
   int64_t undecodable = 0;
   std::string first_undecodable;
 };
