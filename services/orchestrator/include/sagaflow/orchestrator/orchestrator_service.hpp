@@ -11,7 +11,7 @@
 ///       version of its first event
 ///   snap/<saga id>                               the saga's latest SagaState
 /// snap/ follows every input; the compacted orders.saga.state gets each saga's
-/// final state, with the events watermark (see BeforeRestore). At start the events and snapshots
+/// final state, with the events watermark. At start the events and snapshots
 /// after the stored offsets are replayed; with an empty data directory only the
 /// snapshots are read (not the whole history). Sagas not ended carry on, their
 /// deadlines included (deadlines are part of the state and the events).
