@@ -128,10 +128,10 @@ Compactions CompactionsUnder(const std::filesystem::path& dir) {
 // A store growing as the orchestrator's does, to N sagas: every commit carries 30 new sagas and
 // moves the 90 before them on, each saga taking four commits (one per input) to write its eight
 // events, two per input in one record (`ev/<saga>/<version>`, 600 bytes), and overwrite its state
-// (`snap/<saga>`, 600 bytes), plus the applied offset. About 3 KB stay per saga. CPU is the whole process's, compaction
-// threads included, so it shows what compaction costs as the store grows. Counters: `store_MiB`
-// on disk at the end, `wal_max_MiB` the largest the write-ahead log got, `compacted_MiB` and
-// `compaction_cpu_s` what the compactions wrote and the CPU they took.
+// (`snap/<saga>`, 600 bytes), plus the applied offset. About 3 KB stay per saga. CPU is the whole
+// process's, compaction threads included, so it shows what compaction costs as the store grows.
+// Counters: `store_MiB` on disk at the end, `wal_max_MiB` the largest the write-ahead log got,
+// `compacted_MiB` and `compaction_cpu_s` what the compactions wrote and the CPU they took.
 void BM_ProjectionStoreGrowth(benchmark::State& state) {
   constexpr int kSagasPerCommit = 30;
   constexpr int kStages = 4;

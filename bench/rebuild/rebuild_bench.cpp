@@ -17,6 +17,7 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "sagaflow/bench/load_driver.hpp"
 #include "sagaflow/core/codec.hpp"
@@ -25,6 +26,7 @@
 #include "sagaflow/core/saga_aggregate.hpp"
 #include "sagaflow/eventstore/projection_store.hpp"
 #include "sagaflow/orchestrator/orchestrator_service.hpp"
+#include "support/completed_saga.hpp"
 
 namespace {
 
@@ -33,27 +35,8 @@ using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-// Runs a whole happy-path saga through Decide/Apply and returns the events of
-// each decision (one record each, as the orchestrator writes them) and the final state.
-std::pair<std::vector<std::vector<core::SagaEvent>>, core::SagaState> CompletedSaga(const core::SagaDefinition& def,
-                                                                       core::OrderId id, core::TimeMs now) {
-  core::Order order{id, 2, core::PaymentType::kCard, core::NotificationType::kEmail, "", "", 100,
-                    {{10, 2, 45}, {15, 1, 10}}};
-  core::SagaState state;
-  std::vector<std::vector<core::SagaEvent>> events;
-  auto feed = [&](const core::SagaInput& input) {
-    auto decided = core::Decide(def, state, input, now).events;
-    for (const auto& e : decided) state = core::Apply(def, std::move(state), e);
-    events.push_back(std::move(decided));
-  };
-  feed(core::OrderPlaced{order});
-  for (auto step : {core::Step::kReserveStock, core::Step::kCharge, core::Step::kNotify}) {
-    feed(core::StepReply{step, 1, true, "ok"});
-  }
-  return {std::move(events), std::move(state)};
-}
-
-core::Status Produce(const kafka::KafkaConfig& config, const core::TopicNames& topics, int64_t sagas) {
+core::Status Produce(const kafka::KafkaConfig& config, const core::TopicNames& topics, int64_t sagas,
+                     int32_t partitions, bool one_record_per_event) {
   auto producer = kafka::TransactionalProducer::Open(config, topics.prefix + "rebuild-bench", std::chrono::seconds(60));
   if (!producer.ok()) return producer.error();
   auto& p = *producer.value();
@@ -65,11 +48,14 @@ core::Status Produce(const kafka::KafkaConfig& config, const core::TopicNames& t
   for (int64_t i = 0; i < sagas; i += kPerTransaction) {
     if (auto s = p.Begin(); !s.ok()) return s;
     for (int64_t id = i + 1; id <= std::min(sagas, i + kPerTransaction); ++id) {
-      auto [events, state] = CompletedSaga(def, id, now);
+      auto [events, state] = bench::MakeCompletedSaga(def, id, now);
+      if (state.status != core::OrderStatus::kOk) return core::Error{core::Errc::kInternal, "a saga did not end OK"};
       const auto key = core::SagaKey(id);
       for (auto& decision : events) {
-        const core::Message m{"e", id, "", now, 1, core::SagaEvents{std::move(decision)}};
-        if (auto s = p.Produce(topics.saga_events, key, core::Encode(m)); !s.ok()) return s;
+        for (auto& payload : bench::DecisionRecords(std::move(decision), one_record_per_event)) {
+          const core::Message m{"e", id, "", now, 1, std::move(payload)};
+          if (auto s = p.Produce(topics.saga_events, key, core::Encode(m)); !s.ok()) return s;
+        }
       }
       if (auto s = p.Produce(topics.saga_state, key, core::Encode({"s", id, "", now, 1, state})); !s.ok()) return s;
     }
@@ -80,20 +66,44 @@ core::Status Produce(const kafka::KafkaConfig& config, const core::TopicNames& t
       last_report = Clock::now();
     }
   }
+  // The orchestrator's final snapshots carry a watermark: no saga is in flight from there on in
+  // the events partition. Every saga here has ended, so the last snapshot of each partition says
+  // the end of its events partition, and a rebuild from snapshots reads no events (as in
+  // production, where it reads those of the sagas in flight).
+  auto events_end = kafka::EndOffsets(config, topics.saga_events);
+  if (!events_end.ok()) return events_end.error();
+  if (auto s = p.Begin(); !s.ok()) return s;
+  for (int32_t partition = 0; partition < partitions; ++partition) {
+    for (int64_t id = sagas; id >= 1; --id) {
+      const auto key = core::SagaKey(id);
+      if (kafka::PartitionOf(key, partitions) != partition) continue;
+      auto state = bench::MakeCompletedSaga(def, id, now).state;
+      core::Message m{"s", id, "", now, 1, std::move(state)};
+      m.events_watermark = events_end.value()[{topics.saga_events, partition}];
+      if (auto s = p.Produce(topics.saga_state, key, core::Encode(m)); !s.ok()) return s;
+      break;
+    }
+  }
+  if (auto committed = p.Commit(); !committed.ok()) return committed.error();
   std::cerr << "  written " << sagas << " sagas in " << Seconds(Clock::now() - started) << " s\n";
   return core::Status::Ok();
 }
 
-// Starts an orchestrator on `dir` and returns how long Start() took (the catch-up and rebuild).
+// Starts an orchestrator on `dir` and returns how long it took until every
+// task it was assigned had restored its state and processed input (Ready()):
+// Start() returns before the tasks restore, on their own threads.
 core::Result<double> TimeStart(const runtime::ServiceOptions& base, const std::filesystem::path& dir) {
   auto options = base;
   options.data_dir = dir.string();
   auto service = orchestrator::MakeOrchestrator(options, {});
   const auto started = Clock::now();
-  auto s = service->Start();
+  if (auto s = service->Start(); !s.ok()) return s.error();
+  const auto deadline = started + std::chrono::minutes(10);
+  while (!service->Ready() && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   const double took = Seconds(Clock::now() - started);
+  const bool ready = service->Ready();
   service->Stop();
-  if (!s.ok()) return s.error();
+  if (!ready) return core::Error{core::Errc::kTimeout, "the orchestrator was not ready after 10 minutes"};
   return took;
 }
 
@@ -110,6 +120,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(int64_t{1}, int64_t{10'000'000}))
       ->capture_default_str();
   app.add_option("--json", json_path, "Also write the results as JSON to this file");
+  bool one_record_per_event = false;
+  app.add_flag("--one-record-per-event", one_record_per_event,
+               "Write each event as a record of its own, as orchestrators wrote them before a decision's events "
+               "shared one record");
   app.add_option("--work-dir", work_dir, "Where the orchestrator data directories go (deleted afterwards)")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -127,7 +141,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::cerr << "rebuild-bench: writing " << sagas << " completed sagas under topic prefix " << prefix << "\n";
-  if (auto s = Produce(config, topics, sagas); !s.ok()) {
+  if (auto s = Produce(config, topics, sagas, 3, one_record_per_event); !s.ok()) {
     std::cerr << "rebuild-bench: " << s.error().message << "\n";
     return 1;
   }
@@ -142,12 +156,16 @@ int main(int argc, char** argv) {
   std::cerr << "rebuild-bench: 1/3 empty disk, from snapshots\n";
   auto from_snapshots = TimeStart(base, root / "snapshots");
   std::cerr << "rebuild-bench: 2/3 empty disk, replaying the whole event history\n";
-  // Mark the snapshot topic as applied, so the start-up replays orders.saga.events from offset 0.
+  // Mark the snapshot topic as applied and the events as applied up to offset 0, so the
+  // start-up replays orders.saga.events from its beginning instead of rebuilding from snapshots.
   auto history_dir = root / "history";
   {
     auto end = kafka::EndOffsets(config, topics.saga_state);
     auto store = eventstore::ProjectionStore::Open(history_dir);
-    if (!end.ok() || !store.ok() || !store.value()->Commit({}, end.value()).ok()) {
+    eventstore::OffsetMap applied;
+    if (end.ok()) applied = end.value();
+    for (int32_t p = 0; p < base.partitions; ++p) applied[{topics.saga_events, p}] = 0;
+    if (!end.ok() || !store.ok() || !store.value()->Commit({}, applied).ok()) {
       std::cerr << "rebuild-bench: cannot prepare the history run\n";
       return 1;
     }
@@ -164,9 +182,14 @@ int main(int argc, char** argv) {
     }
   }
   const auto machine = bench::CollectMachineInfo();
-  const int64_t events = sagas * 8;
-  std::printf("orchestrator rebuild of %lld completed sagas (%lld events)\n", static_cast<long long>(sagas),
-              static_cast<long long>(events));
+  // Every saga written is the same saga under another id.
+  const auto sample = bench::MakeCompletedSaga(core::OrderSagaDefinition(), 1, 0);
+  int64_t events_per_saga = 0;
+  for (const auto& d : sample.decisions) events_per_saga += static_cast<int64_t>(d.size());
+  const int64_t events = sagas * events_per_saga;
+  const int64_t records = one_record_per_event ? events : sagas * static_cast<int64_t>(sample.decisions.size());
+  std::printf("orchestrator rebuild of %lld completed sagas (%lld events in %lld records)\n",
+              static_cast<long long>(sagas), static_cast<long long>(events), static_cast<long long>(records));
   std::printf("machine: %s, %d cores, %s, %s, %s\n\n", machine.hostname.c_str(), machine.nproc,
               machine.cpu_model.c_str(), machine.kernel.c_str(), machine.date.c_str());
   std::printf("%-44s %10s %14s\n", "start-up", "seconds", "sagas/s");
@@ -178,6 +201,7 @@ int main(int argc, char** argv) {
 
   nlohmann::json out = {{"sagas", sagas},
                         {"events", events},
+                        {"records", records},
                         {"seconds_from_snapshots", from_snapshots.value()},
                         {"seconds_from_history", from_history.value()},
                         {"seconds_intact_disk", restart.value()},

@@ -18,6 +18,7 @@
 #include "sagaflow/core/saga_aggregate.hpp"
 #include "sagaflow/replay/replay_command.hpp"
 #include "sagaflow/replay/replayer.hpp"
+#include "support/completed_saga.hpp"
 
 namespace {
 
@@ -26,28 +27,8 @@ using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-// A whole happy-path saga: the events of each decision, as the orchestrator records them (one record each).
-std::vector<std::vector<core::SagaEvent>> CompletedSaga(const core::SagaDefinition& def, core::OrderId id,
-                                                        core::TimeMs now) {
-  core::Order order{id, 2, core::PaymentType::kCard, core::NotificationType::kEmail, "2026-01-01T00:00:00Z",
-                    "2026-01-01T00:00:00Z", 100, {{10, 2, 45}, {15, 1, 10}}};
-  core::SagaState state;
-  std::vector<std::vector<core::SagaEvent>> events;
-  auto feed = [&](const core::SagaInput& input) {
-    auto decided = core::Decide(def, state, input, now).events;
-    for (const auto& e : decided) state = core::Apply(def, std::move(state), e);
-    events.push_back(std::move(decided));
-  };
-  feed(core::OrderPlaced{order});
-  for (auto step : {core::Step::kReserveStock, core::Step::kCharge, core::Step::kNotify}) {
-    now += 7;
-    feed(core::StepReply{step, 1, true, "ok"});
-  }
-  return events;
-}
-
 core::Status Write(const kafka::KafkaConfig& config, const core::TopicNames& topics, int64_t events,
-                   int32_t partitions) {
+                   int32_t partitions, bool one_record_per_event) {
   if (auto s = kafka::CreateTopics(config, {core::TopicSpec{topics.saga_events, partitions, false, true}},
                                    std::chrono::seconds(30));
       !s.ok()) {
@@ -66,12 +47,16 @@ core::Status Write(const kafka::KafkaConfig& config, const core::TopicNames& top
     for (int i = 0; i < 2000 && written < events; ++i) {
       ++id;
       const auto key = core::SagaKey(id);
-      for (auto decision : CompletedSaga(def, id, now)) {
+      auto saga = bench::MakeCompletedSaga(def, id, now);
+      if (saga.state.status != core::OrderStatus::kOk) return core::Error{core::Errc::kInternal, "a saga did not end OK"};
+      for (auto& decision : saga.decisions) {
         if (written == events) break;
         if (static_cast<int64_t>(decision.size()) > events - written) decision.resize(events - written);
         written += static_cast<int64_t>(decision.size());
-        const core::Message m{"e", id, "", now, 1, core::SagaEvents{std::move(decision)}};
-        if (auto s = p.Produce(topics.saga_events, key, core::Encode(m)); !s.ok()) return s;
+        for (auto& payload : bench::DecisionRecords(std::move(decision), one_record_per_event)) {
+          const core::Message m{"e", id, "", now, 1, std::move(payload)};
+          if (auto s = p.Produce(topics.saga_events, key, core::Encode(m)); !s.ok()) return s;
+        }
       }
     }
     auto committed = p.Commit();
@@ -96,6 +81,10 @@ int main(int argc, char** argv) {
   app.add_option("--events", events, "Events to write")->capture_default_str();
   app.add_option("--partitions", partitions)->capture_default_str();
   app.add_option("--prefix", prefix, "Reuse the events of an earlier run under this prefix");
+  bool one_record_per_event = false;
+  app.add_flag("--one-record-per-event", one_record_per_event,
+               "Write each event as a record of its own, as orchestrators wrote them before a decision's events "
+               "shared one record");
   app.add_option("--runs", runs, "Timed runs of each kind (the best is reported)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   core::InitLogging("replay-bench", "warn");
@@ -105,7 +94,7 @@ int main(int argc, char** argv) {
     prefix = "replaybench" + std::to_string(core::NowMs()) + ".";
     std::cerr << "writing " << events << " events under prefix " << prefix << "\n";
     const auto started = Clock::now();
-    if (auto s = Write(config, core::TopicNames(prefix), events, partitions); !s.ok()) {
+    if (auto s = Write(config, core::TopicNames(prefix), events, partitions, one_record_per_event); !s.ok()) {
       std::cerr << "writing failed: " << s.error().message << "\n";
       return 1;
     }
