@@ -35,6 +35,8 @@ using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
+constexpr int32_t kPartitions = 3;
+
 core::Status Produce(const kafka::KafkaConfig& config, const core::TopicNames& topics, int64_t sagas,
                      int32_t partitions, bool one_record_per_event) {
   auto producer = kafka::TransactionalProducer::Open(config, topics.prefix + "rebuild-bench", std::chrono::seconds(60));
@@ -48,10 +50,10 @@ core::Status Produce(const kafka::KafkaConfig& config, const core::TopicNames& t
   for (int64_t i = 0; i < sagas; i += kPerTransaction) {
     if (auto s = p.Begin(); !s.ok()) return s;
     for (int64_t id = i + 1; id <= std::min(sagas, i + kPerTransaction); ++id) {
-      auto [events, state] = bench::MakeCompletedSaga(def, id, now);
+      auto [decisions, state] = bench::MakeCompletedSaga(def, id, now);
       if (state.status != core::OrderStatus::kOk) return core::Error{core::Errc::kInternal, "a saga did not end OK"};
       const auto key = core::SagaKey(id);
-      for (auto& decision : events) {
+      for (auto& decision : decisions) {
         for (auto& payload : bench::DecisionRecords(std::move(decision), one_record_per_event)) {
           const core::Message m{"e", id, "", now, 1, std::move(payload)};
           if (auto s = p.Produce(topics.saga_events, key, core::Encode(m)); !s.ok()) return s;
@@ -136,12 +138,12 @@ int main(int argc, char** argv) {
   }
   const std::string prefix = "rebuild" + std::to_string(core::NowMs()) + ".";
   const core::TopicNames topics(prefix);
-  if (auto s = kafka::CreateTopics(config, topics.All(3), std::chrono::seconds(30)); !s.ok()) {
+  if (auto s = kafka::CreateTopics(config, topics.All(kPartitions), std::chrono::seconds(30)); !s.ok()) {
     std::cerr << "rebuild-bench: " << s.error().message << "\n";
     return 2;
   }
   std::cerr << "rebuild-bench: writing " << sagas << " completed sagas under topic prefix " << prefix << "\n";
-  if (auto s = Produce(config, topics, sagas, 3, one_record_per_event); !s.ok()) {
+  if (auto s = Produce(config, topics, sagas, kPartitions, one_record_per_event); !s.ok()) {
     std::cerr << "rebuild-bench: " << s.error().message << "\n";
     return 1;
   }
@@ -149,7 +151,7 @@ int main(int argc, char** argv) {
   runtime::ServiceOptions base;
   base.brokers = brokers;
   base.topic_prefix = prefix;
-  base.partitions = 3;
+  base.partitions = kPartitions;
   const std::filesystem::path root = std::filesystem::absolute(work_dir) / prefix;
   std::filesystem::create_directories(root);
 
