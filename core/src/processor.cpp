@@ -97,7 +97,9 @@ Processor::Processor(ProcessorOptions options, ProcessorHandler& handler, Metric
   metrics_.Describe("transactions_committed_total", "Kafka transactions committed");
   metrics_.Describe("transactions_aborted_total", "Kafka transactions aborted (the input is processed again)");
   metrics_.Describe("records_produced_total", "Records produced in committed transactions");
-  metrics_.Describe("batch_seconds", "Time from polling a batch to committing its transaction");
+  metrics_.Describe("batch_seconds",
+                    "Time from the end of a batch's fill to its commit (the handler's OnIdle, producing, "
+                    "sending the offsets, committing)");
   metrics_.Describe("send_offsets_seconds",
                     "Time a transaction spent in send_offsets_to_transaction (AddOffsetsToTxn and "
                     "TxnOffsetCommit, behind the batch's Produce requests)");
@@ -184,7 +186,22 @@ Status Processor::Recover(const Error& error) {
 }
 
 Status Processor::RunIteration() {
-  std::vector<kafka::Record> records;
+  Context ctx(*this);
+  size_t handled = 0;
+  // Records go to the handler as they arrive, also while the batch fills: by
+  // the end of a fill only the last arrivals are left to handle, so a record
+  // waits for the next commit, not for the whole batch's handling as well.
+  // Each arrival is grouped by partition (offset order within each is kept):
+  // a handler of several partition tasks hands each task one run of its records.
+  auto hand = [&](std::vector<kafka::Record>& arrived) {
+    if (arrived.empty()) return;
+    std::stable_sort(arrived.begin(), arrived.end(),
+                     [](const kafka::Record& a, const kafka::Record& b) { return a.partition < b.partition; });
+    for (const auto& r : arrived) consumed_[{r.topic, r.partition}] = r.offset + 1;
+    handler_.OnRecords(arrived, ctx);
+    metrics_.Add("records_processed_total", static_cast<double>(arrived.size()));
+    handled += arrived.size();
+  };
   if (deferred_count_ < options_.max_deferred) {
     // Behind twice in a row (a burst of a few records is not a backlog): let the
     // batch fill until the commit interval since the last transaction is over.
@@ -192,40 +209,30 @@ Status Processor::RunIteration() {
     const bool was_behind = behind_;
     behind_ = options_.commit_interval.count() > 0 && (source_.Queued() > 0 || handler_.Waiting() > 0);
     const bool fill = behind_ && was_behind;
-    records = source_.Poll(options_.max_batch, handler_.IdleInterval());
-    auto may_wait = [this](const std::vector<kafka::Record>& batch, size_t from) {
-      return std::all_of(batch.begin() + static_cast<std::ptrdiff_t>(from), batch.end(),
-                         [this](const kafka::Record& r) { return handler_.MayWait(r); });
+    auto records = source_.Poll(options_.max_batch, handler_.IdleInterval());
+    auto may_wait = [this](const std::vector<kafka::Record>& arrived) {
+      return std::all_of(arrived.begin(), arrived.end(), [this](const kafka::Record& r) { return handler_.MayWait(r); });
     };
     // Nobody waits for these records: they fill from now on, until input that
     // is waited for comes.
-    const bool lazy = !fill && options_.commit_interval.count() > 0 && !records.empty() && may_wait(records, 0) &&
+    const bool lazy = !fill && options_.commit_interval.count() > 0 && !records.empty() && may_wait(records) &&
                       handler_.Waiting() == 0;
     const auto due = lazy ? Clock::now() + options_.commit_interval : last_commit_ + options_.commit_interval;
-    while ((fill || lazy) && records.size() < options_.max_batch && !stop_.load()) {
+    hand(records);
+    while ((fill || lazy) && handled < options_.max_batch && !stop_.load()) {
       const auto now = Clock::now();
       if (now >= due) break;
-      auto more = source_.Poll(options_.max_batch - records.size(),
+      auto more = source_.Poll(options_.max_batch - handled,
                                std::chrono::duration_cast<std::chrono::milliseconds>(due - now) +
                                    std::chrono::milliseconds(1));
-      const size_t from = records.size();
-      for (auto& r : more) records.push_back(std::move(r));
-      if (lazy && (!may_wait(records, from) || handler_.Waiting() > 0)) break;
+      const bool waited_for = lazy && (!may_wait(more) || handler_.Waiting() > 0);
+      hand(more);
+      if (waited_for) break;
     }
   } else {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  // Grouped by partition (offset order within each is kept): a handler of
-  // several partition tasks hands each task one run of its records.
-  std::stable_sort(records.begin(), records.end(),
-                   [](const kafka::Record& a, const kafka::Record& b) { return a.partition < b.partition; });
   const auto started = Clock::now();
-  Context ctx(*this);
-  for (const auto& r : records) consumed_[{r.topic, r.partition}] = r.offset + 1;
-  if (!records.empty()) {
-    handler_.OnRecords(records, ctx);
-    metrics_.Add("records_processed_total", static_cast<double>(records.size()));
-  }
   handler_.OnIdle(ctx);
   if (auto s = ctx.Flush(); !s.ok()) return s;
 

@@ -176,6 +176,37 @@ TEST(ProcessorBatching, WorkHandedToTheHandlerEndsTheFillOfRecordsNobodyWaitsFor
   EXPECT_EQ(handler.batches, (std::vector<size_t>{2, 2, 1}));
 }
 
+// Copies every record to "out", noting how many Polls the source had answered at each OnRecords.
+class ArrivalHandler final : public ProcessorHandler {
+ public:
+  void OnRecords(std::span<const kafka::Record> records, TxContext& tx) override {
+    polls_seen.push_back(source->polls());
+    for (const auto& r : records) tx.Produce("out", r.key, r.value);
+  }
+  void OnIdle(TxContext&) override {}
+  void OnCommitted(const std::vector<kafka::Delivered>& delivered) override {
+    if (!delivered.empty()) batches.push_back(delivered.size());
+  }
+  void OnAborted() override {}
+  const ScriptedSource* source = nullptr;
+  std::vector<size_t> polls_seen;
+  std::vector<size_t> batches;
+};
+
+TEST(ProcessorBatching, ABatchThatFillsIsHandedToTheHandlerAsItArrives) {
+  FakeKafka kafka;
+  ArrivalHandler handler;
+  Metrics metrics("test");
+  // Behind twice from the second iteration: "b", "c" and "d" fill one batch. Each of them reaches
+  // the handler right after the Poll that brought it, not once the batch is full.
+  RunScript(kafka, {{1, {"a"}}, {1, {"b"}}, {1, {"c"}}, {0, {"d"}}, {0, {"e"}}}, handler, metrics, 60s, 3,
+            [&](const ScriptedSource& source) { handler.source = &source; });
+  EXPECT_EQ(handler.batches, (std::vector<size_t>{1, 3, 1}));
+  EXPECT_EQ(handler.polls_seen, (std::vector<size_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(kafka.Values("out"), (std::vector<std::string>{"a", "b", "c", "d", "e"}));
+  EXPECT_EQ(metrics.Value("records_processed_total"), 5);
+}
+
 // Writes each record to "out", partition offset % 2, and to "audit".
 class FanOutHandler final : public ProcessorHandler {
  public:

@@ -1,13 +1,15 @@
 #pragma once
 /// The consume-transform-produce loop every sagaflow service runs.
 ///
-/// Each iteration: poll a batch of input records, hand them to the handler,
-/// let the handler do local work (timers, HTTP requests, delayed replies),
-/// then commit everything the handler produced together with the input
-/// offsets in one Kafka transaction. Only after the commit succeeds does the
-/// handler make the iteration's state changes visible (OnCommitted); if the
-/// transaction fails the handler forgets them (OnAborted), the consumer is
-/// rewound to its committed offsets and the same input is processed again.
+/// Each iteration: poll a batch of input records, handing them to the handler
+/// as they arrive (a batch that fills, see ProcessorOptions::commit_interval,
+/// is handled while it fills), let the handler do local work (timers, HTTP
+/// requests, delayed replies), then commit everything the handler produced
+/// together with the input offsets in one Kafka transaction. Only after the
+/// commit succeeds does the handler make the iteration's state changes visible
+/// (OnCommitted); if the transaction fails the handler forgets them
+/// (OnAborted), the consumer is rewound to its committed offsets and the same
+/// input is processed again.
 ///
 /// A handler may finish a record later (TxContext::Defer / Complete), e.g. to
 /// simulate a slow participant without blocking others: input offsets are
@@ -58,6 +60,9 @@ class ProcessorHandler {
  public:
   virtual ~ProcessorHandler() = default;
   /// New input records, grouped by partition, in offset order within each.
+  /// Called for each arrival while an iteration's batch fills, so possibly
+  /// several times before the iteration's OnIdle and commit: the state changes
+  /// of every call belong to the one transaction.
   virtual void OnRecords(std::span<const kafka::Record> records, TxContext& tx) = 0;
   /// Called once per iteration after OnRecords (also when nothing arrived).
   virtual void OnIdle(TxContext& tx) = 0;
