@@ -211,7 +211,8 @@ Status Processor::RunIteration() {
     const bool fill = behind_ && was_behind;
     auto records = source_.Poll(options_.max_batch, handler_.IdleInterval());
     auto may_wait = [this](const std::vector<kafka::Record>& arrived) {
-      return std::all_of(arrived.begin(), arrived.end(), [this](const kafka::Record& r) { return handler_.MayWait(r); });
+      return std::all_of(arrived.begin(), arrived.end(),
+                         [this](const kafka::Record& r) { return handler_.MayWait(r); });
     };
     // Nobody waits for these records: they fill from now on, until input that
     // is waited for comes.
